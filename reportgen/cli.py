@@ -1,0 +1,78 @@
+"""Command line: `reportgen build [--config PATH] [--out DIR] [--force]`.
+
+The CLI owns the terminal: it sets up logging, turns known input errors into one-line messages with
+a non-zero exit (no traceback), and closes with a summary of what was built and how long it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, load_config
+from .data import DataError
+from .evaluate import EvaluateError
+from .models import ModelError
+from .site import SiteError
+
+log = logging.getLogger("reportgen")
+INPUT_ERRORS = (DataError, ModelError, SiteError, EvaluateError)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reportgen", description="Train or load two image classifiers and "
+                                "publish what they learned as a static website.")
+    p.add_argument("--version", action="version", version=f"reportgen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build the site described by a config file")
+    b.add_argument("--config", type=Path, default=Path("config.toml"), help="config file (default: config.toml)")
+    b.add_argument("--out", type=Path, help="output folder (default: build.out of the config)")
+    b.add_argument("--force", action="store_true", help="rebuild every stage, ignoring cached artifacts")
+    b.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    try:
+        cfg = load_config(args.config)
+        from .pipeline import build  # imports torch: keep `--help` and config errors instant
+
+        result = build(cfg, out=args.out.resolve() if args.out else None, force=args.force)
+    except ConfigError as e:
+        print(f"reportgen: error: {e.path}: {len(e.problems)} problem(s) in the config:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except INPUT_ERRORS as e:
+        print(f"reportgen: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"reportgen: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("reportgen: interrupted; the previous site and finished cache entries are intact", file=sys.stderr)
+        return 130
+    print(summary(result), file=sys.stderr)
+    return 0
+
+
+def summary(result) -> str:  # noqa: ANN001 - pipeline.BuildResult, imported lazily
+    """A table of stages (built or cached, seconds) and where the site is."""
+    lines = ["", f"{'stage':<28} {'status':<7} {'seconds':>8}"]
+    for art in result.stages:
+        label = art.manifest.get("label", art.stage)
+        status = "cached" if art.cached else "built"
+        lines.append(f"{label:<28} {status:<7} {art.seconds:8.1f}")
+    built = sum(not a.cached for a in result.stages)
+    lines.append(f"{'total':<28} {'':<7} {result.seconds:8.1f}")
+    lines.append(f"\nSite written to {result.out} ({built} stages built, "
+                 f"{len(result.stages) - built} from cache).")
+    lines.append(f"Open {result.out / 'index.html'} in a browser, or publish the folder as it is.")
+    return "\n".join(lines)

@@ -1,0 +1,284 @@
+"""Typed, validated build configuration loaded from a TOML file.
+
+Every option is declared once, as a dataclass field whose metadata carries its documentation and
+what values it accepts. `load_config` walks the TOML against these declarations and collects every
+problem (bad value, wrong type, unknown key with a did-you-mean) before failing, so a user fixes a
+config in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, get_args, get_origin, get_type_hints
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` holds one line per mistake."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def option(default: Any, doc: str, check: Callable[[Any], str | None] | None = None) -> Any:
+    """Declare a config option: its default, its one-line documentation and an optional check.
+
+    `check` returns None when the value is acceptable, else a description of what is accepted.
+    """
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults so configs stay immutable")
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
+
+
+def at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= low else f"a number >= {low}"
+
+
+def between(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"a number between {low} and {high}"
+
+
+def positive(v: float) -> str | None:
+    return None if v > 0 else "a number > 0"
+
+
+def _split_fractions(v: tuple[float, ...]) -> str | None:
+    ok = len(v) == 3 and all(0 <= f < 1 for f in v) and abs(sum(v) - 1) < 1e-6 and v[0] > 0 and v[2] > 0
+    return None if ok else "three fractions [train, val, test] in [0, 1) summing to 1, train and test > 0"
+
+
+def _slug(v: str) -> str | None:
+    return None if re.fullmatch(r"[a-z0-9][a-z0-9-]*", v) else "lower-case letters, digits and dashes"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = option("Visualizing preferred inputs, activations and clusterings of two CNNs",
+                        "Title of the post.")
+    author: str = option("", "Author shown under the title; empty hides it.")
+    date: str = option("", "Date shown on the post (free text); empty uses the build date.")
+    slug: str = option("visualizing-two-cnns", "URL folder of the post under posts/.", _slug)
+    templates: str = option("", "A folder whose templates override the built-in ones (e.g. your own "
+                                "post.md.j2); relative to the config file.")
+    samples_per_class: int = option(8, "Images per class in the samples grid.", between(1, 32))
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    out: str = option("site", "Output folder of the website, relative to the config file.")
+    cache: str = option(".reportgen-cache", "Folder for cached stage artifacts, relative to the config file.")
+    device: str = option("auto", "Where to run the networks.", one_of("auto", "cpu", "cuda"))
+    workers: int = option(0, "Torch CPU threads; 0 lets torch decide.", at_least(0))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    factor: int = option(1, "How many times each training image of an augmented class is used per epoch "
+                            "(the original plus factor-1 randomly augmented copies).", between(1, 100))
+    classes: tuple[str, ...] = option((), "Classes to augment; empty means all classes.")
+    flip: bool = option(False, "Random horizontal flips (leave off for digits and text).")
+    shift: int = option(0, "Largest random shift in pixels, in each direction.", between(0, 64))
+    jitter: float = option(0.0, "Strength of random brightness/contrast jitter (0 = none).", between(0, 1))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = option("mnist5k", "Where images come from: 'mnist5k' and 'lfw-faces' ship with pip "
+                                    "packages; 'folder' reads `path`.", one_of("mnist5k", "lfw-faces", "folder"))
+    path: str = option("", "For source = 'folder': a directory with one subfolder per class, or train/, val/ "
+                           "and test/ subfolders each holding one subfolder per class.")
+    image_size: int = option(28, "Side of the square network input, in pixels.", between(8, 512))
+    channels: int = option(1, "Channels of the network input: 1 (gray) or 3 (RGB).",
+                           lambda v: None if v in (1, 3) else "1 or 3")
+    min_width: int = option(20, "Skip images whose original width is below this many pixels.", at_least(1))
+    split: tuple[float, ...] = option((0.7, 0.1, 0.2), "Fractions [train, val, test] for sources that are "
+                                                       "not already split.", _split_fractions)
+    max_per_class: int = option(0, "Use at most this many images per class (0 = all).", at_least(0))
+    seed: int = option(0, "Seed of the split and of augmentation.")
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"doc": "Training augmentation."})
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    uncertain: str = option("threshold", "When a prediction counts as uncertain: 'none'; 'threshold' (top "
+                                         "probability below `threshold`); 'group' (top class in `group` and "
+                                         "the group's top two probabilities closer than `margin`).",
+                            one_of("none", "threshold", "group"))
+    threshold: float = option(0.5, "Top-probability threshold of the 'threshold' rule.", between(0, 1))
+    group: tuple[str, ...] = option((), "Classes of the 'group' rule, e.g. ['male', 'female'].")
+    margin: float = option(0.1, "Probability margin of the 'group' rule.", between(0, 1))
+    batch_size: int = option(256, "Images per forward pass when predicting.", at_least(1))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = option("", "Display name, e.g. 'Model I'.", lambda v: None if v.strip() else "a non-empty name")
+    arch: str = option("model1", "Architecture: 'model1', 'model2' or 'torchvision:<name>'.")
+    width: float = option(1.0, "Width multiplier for model1/model2 (1.0 = the write-up's size at 96x96x3).",
+                          between(0.01, 4))
+    dropout: float = option(0.5, "Dropout probability where the architecture uses dropout.", between(0, 0.95))
+    checkpoint: str = option("", "Load this reportgen checkpoint instead of training (relative to the config).")
+    weights: str = option("", "For torchvision architectures: a local state_dict file to start from.")
+    lr: float = option(0.01, "Base learning rate of SGD.", positive)
+    step: int = option(1000, "Multiply the learning rate by `gamma` every this many iterations.", at_least(1))
+    gamma: float = option(0.1, "Learning-rate step-down factor.", between(0, 1))
+    momentum: float = option(0.9, "SGD momentum.", between(0, 1))
+    weight_decay: float = option(0.0005, "L2 weight decay.", at_least(0))
+    epochs: int = option(5, "Passes over the augmented training set.", at_least(1))
+    batch_size: int = option(64, "Training batch size.", at_least(1))
+    seed: int = option(0, "Seed of initialization and batch order.")
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe identifier derived from the display name."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "model"
+
+
+@dataclass(frozen=True)
+class Config:
+    site: SiteConfig = field(default_factory=SiteConfig, metadata={"doc": "The post."})
+    build: BuildConfig = field(default_factory=BuildConfig, metadata={"doc": "Where and how to build."})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "Images and splits."})
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata={"doc": "Test-set evaluation."})
+    models: tuple[ModelConfig, ...] = field(default=(), metadata={"doc": "The networks, as [[models]] tables."})
+    root: Path = field(default=Path("."), metadata={"internal": True})
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, taken relative to the config file's folder."""
+        return (self.root / relative).resolve()
+
+
+def section(cfg: Any) -> dict[str, Any]:
+    """A config section as plain data, for hashing into cache keys."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "root"}
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem at once."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, [f"cannot read: {e}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, [f"not valid TOML: {e}"]) from None
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        table = raw
+        for p in parents:
+            table = table.setdefault(p, {})
+        table[leaf] = value
+    problems: list[str] = []
+    cfg = _build(Config, raw, "", problems)
+    if not problems:
+        _check_cross(cfg, problems)
+    if problems:
+        raise ConfigError(path, problems)
+    return dataclasses.replace(cfg, root=path.resolve().parent)
+
+
+def _check_cross(cfg: Config, problems: list[str]) -> None:
+    """Checks that involve more than one key."""
+    if not cfg.models:
+        problems.append("models: at least one [[models]] table is required")
+    names = [m.name for m in cfg.models]
+    keys = [m.key for m in cfg.models]
+    if len(set(keys)) != len(keys):
+        problems.append(f"models.name: names must be distinct (got {names})")
+    if cfg.data.source == "folder" and not cfg.data.path:
+        problems.append("data.path: required when data.source = 'folder'")
+    if cfg.evaluate.uncertain == "group" and len(cfg.evaluate.group) < 2:
+        problems.append("evaluate.group: the 'group' rule needs at least two class names")
+
+
+def _type_name(t: Any) -> str:
+    if get_origin(t) is tuple:
+        return f"a list of {_type_name(get_args(t)[0])}"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
+
+
+def _coerce(value: Any, t: Any) -> tuple[bool, Any]:
+    """Convert a TOML value to the declared type; (False, None) when it does not fit."""
+    if get_origin(t) is tuple:
+        if not isinstance(value, list):
+            return False, None
+        inner = get_args(t)[0]
+        items = [_coerce(v, inner) for v in value]
+        return (all(ok for ok, _ in items), tuple(v for _, v in items))
+    if t is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    return isinstance(value, t), value
+
+
+def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
+    """Instantiate dataclass `cls` from a TOML table, appending problems instead of raising."""
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a table, got {raw!r}")
+        return cls()
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{prefix}{key}: unknown key{hint}; known keys: {', '.join(fields)}")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        t, value, key = hints[name], raw[name], prefix + name
+        if dataclasses.is_dataclass(t):
+            values[name] = _build(t, value, key + ".", problems)
+        elif get_origin(t) is tuple and dataclasses.is_dataclass(get_args(t)[0]):
+            if not isinstance(value, list):
+                problems.append(f"{key}: expected an array of tables ([[{key}]]), got {value!r}")
+                continue
+            values[name] = tuple(_build(get_args(t)[0], v, f"{key}[{i}].", problems) for i, v in enumerate(value))
+        else:
+            ok, converted = _coerce(value, t)
+            if not ok:
+                problems.append(f"{key}: got {value!r}; expected {_type_name(t)}")
+                continue
+            check = f.metadata.get("check")
+            accepted = check(converted) if check else None
+            if accepted:
+                problems.append(f"{key}: got {value!r}; expected {accepted}")
+                continue
+            values[name] = converted
+    try:
+        return cls(**values)
+    except TypeError as e:  # only reachable through a declaration mistake, not user input
+        raise AssertionError(e) from e
+
+
+def describe_options(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, doc) for every option, for the README's config reference."""
+    rows: list[tuple[str, str, str]] = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            rows += describe_options(t, prefix + f.name + ".")
+        elif get_origin(t) is tuple and dataclasses.is_dataclass(get_args(t)[0]):
+            rows += describe_options(get_args(t)[0], prefix + f.name + "[].")
+        else:
+            rows.append((prefix + f.name, repr(f.default), f.metadata.get("doc", "")))
+    return rows

@@ -1,0 +1,89 @@
+"""Test-set predictions and the write-up's confusion table with an "uncertain" column."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import EvaluateConfig
+from .train import Normalizer
+
+
+class EvaluateError(Exception):
+    """An evaluation setting that does not fit the data; the message is one line."""
+
+
+def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int) -> np.ndarray:
+    """Softmax probabilities (N, classes) for uint8 NHWC images."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            logits = model(norm(norm.unit(images[i:i + batch_size])))
+            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def uncertain_mask(probs: np.ndarray, cfg: EvaluateConfig, class_names: tuple[str, ...]) -> np.ndarray:
+    """True where the rule in `cfg` calls a prediction uncertain."""
+    if cfg.uncertain == "none" or len(probs) == 0:
+        return np.zeros(len(probs), bool)
+    if cfg.uncertain == "threshold":
+        return probs.max(1) < cfg.threshold
+    unknown = [c for c in cfg.group if c not in class_names]
+    if unknown:
+        raise EvaluateError(f"evaluate.group: {unknown} not among the classes {list(class_names)}")
+    group = [class_names.index(c) for c in cfg.group]
+    in_group = np.isin(probs.argmax(1), group)
+    top_two = np.sort(probs[:, group], axis=1)[:, -2:]
+    return in_group & (top_two[:, 1] - top_two[:, 0] < cfg.margin)
+
+
+@dataclass(frozen=True)
+class ConfusionTable:
+    """Rows are true classes; `counts[t, p]` counts certain predictions of p for true class t."""
+
+    class_names: list[str]
+    counts: list[list[int]]
+    uncertain: list[int]
+    rule: str
+
+    @property
+    def row_totals(self) -> list[int]:
+        return [sum(row) + u for row, u in zip(self.counts, self.uncertain)]
+
+    def row_percents(self, i: int) -> tuple[float, float, float]:
+        """% correct, % uncertain, % incorrect of true class i."""
+        total = self.row_totals[i]
+        if total == 0:
+            return (0.0, 0.0, 0.0)
+        correct, uncertain = self.counts[i][i], self.uncertain[i]
+        return (100 * correct / total, 100 * uncertain / total, 100 * (total - correct - uncertain) / total)
+
+    def totals(self) -> dict[str, float]:
+        """Overall counts and percentages over the held-out set."""
+        n = sum(self.row_totals)
+        correct = sum(self.counts[i][i] for i in range(len(self.counts)))
+        uncertain = sum(self.uncertain)
+        incorrect = n - correct - uncertain
+        pct = (lambda k: 100 * k / n) if n else (lambda k: 0.0)
+        return {"n": n, "correct": correct, "uncertain": uncertain, "incorrect": incorrect,
+                "pct_correct": pct(correct), "pct_uncertain": pct(uncertain), "pct_incorrect": pct(incorrect)}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def confusion_table(probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
+                    cfg: EvaluateConfig) -> ConfusionTable:
+    """Tabulate predictions: uncertain ones go to their own column instead of a predicted class."""
+    k = len(class_names)
+    unsure = uncertain_mask(probs, cfg, class_names)
+    predicted = probs.argmax(1) if len(probs) else np.zeros(0, int)
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (labels[~unsure], predicted[~unsure]), 1)
+    uncertain = np.bincount(labels[unsure], minlength=k)
+    return ConfusionTable(list(class_names), counts.tolist(), uncertain.tolist(), cfg.uncertain)

@@ -1,0 +1,102 @@
+"""Figures of section 1: sample grid, learning curves, architecture diagrams.
+
+Pure functions: arrays and checkpoints in, files out. Each figure is written as a file the site
+copies; nothing here knows about HTML.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on build machines or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .config import Config  # noqa: E402
+from .data import Dataset  # noqa: E402
+from .diagram import architecture_svg, describe_layers  # noqa: E402
+from .models import parameter_count  # noqa: E402
+from .train import load_checkpoint, model_from_checkpoint  # noqa: E402
+
+if TYPE_CHECKING:
+    from .pipeline import ModelResult
+
+# the write-up's colours: dark blue raw training accuracy, cyan smoothed, red held-out
+RAW, SMOOTH, HELD_OUT = "#1f3a93", "#17becf", "#d62728"
+
+
+def make_all(cfg: Config, dataset: Dataset, models: list[ModelResult], folder: Path) -> dict[str, Any]:
+    """Write every section-1 figure into `folder`; return what the site needs to know about them."""
+    samples_grid(dataset, cfg.site.samples_per_class, cfg.data.seed, folder / "samples.png")
+    curves = []
+    architectures = []
+    for m in models:
+        checkpoint = load_checkpoint(m.checkpoint_path)
+        curves.append((m.cfg.name, checkpoint.get("metrics")))
+        model = model_from_checkpoint(checkpoint, torch.device("cpu"))
+        size, channels = dataset.images.shape[1], dataset.images.shape[3]
+        layers = describe_layers(model, (channels, size, size))
+        svg = architecture_svg(layers, m.cfg.name, parameter_count(model))
+        (folder / f"architecture-{m.cfg.key}.svg").write_text(svg, encoding="utf-8")
+        architectures.append({"model": m.cfg.key, "file": f"architecture-{m.cfg.key}.svg",
+                              "params": parameter_count(model), "layers": len(layers)})
+    has_curves = [c for c in curves if c[1]]
+    if has_curves:
+        learning_curves(has_curves, folder / "learning-curves.png")
+    info = {"architectures": architectures, "curves": [name for name, _ in has_curves]}
+    (folder / "figures.json").write_text(json.dumps(info))
+    return info
+
+
+def samples_grid(dataset: Dataset, per_class: int, seed: int, path: Path) -> None:
+    """One row per class of randomly chosen preprocessed training inputs, labelled by class."""
+    images, labels = dataset.part("train")
+    rng = np.random.default_rng(seed)
+    size, channels = images.shape[1], images.shape[3]
+    gap = max(1, size // 16)
+    rows = len(dataset.class_names)
+    cell = size + gap
+    mosaic = np.full((rows * cell - gap, per_class * cell - gap, channels), 255, np.uint8)
+    for r in range(rows):
+        members = np.flatnonzero(labels == r)
+        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
+        for c, i in enumerate(chosen):
+            mosaic[r * cell:r * cell + size, c * cell:c * cell + size] = images[i]
+    fig, ax = plt.subplots(figsize=(0.5 * per_class + 1.3, 0.5 * rows + 0.2), dpi=160)
+    ax.imshow(mosaic.squeeze(-1) if channels == 1 else mosaic, cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.set_yticks([r * cell + size / 2 for r in range(rows)], list(dataset.class_names))
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.savefig(path, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+
+
+def learning_curves(curves: list[tuple[str, dict[str, Any]]], path: Path) -> None:
+    """Accuracy against epoch per model: raw and smoothed training accuracy, held-out accuracy."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), dpi=160, sharey=True,
+                             squeeze=False)
+    for ax, (name, m) in zip(axes[0], curves):
+        per_epoch = m["iters_per_epoch"]
+        x = (np.arange(len(m["iter_acc"])) + 1) / per_epoch
+        ax.plot(x, m["iter_acc"], color=RAW, lw=0.6, alpha=0.55, label="training (raw)")
+        ax.plot(x, m["iter_acc_smooth"], color=SMOOTH, lw=1.8, label="training (smoothed)")
+        epochs = np.asarray(m["epoch_end_iter"]) / per_epoch
+        ax.plot(epochs, m["val_acc"], color=HELD_OUT, lw=1.8, marker="o", ms=3.5, label="held-out")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.set_xlim(0, max(epochs[-1], x[-1]))
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].set_ylim(0, 1.02)
+    axes[0][-1].legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, facecolor="white")
+    plt.close(fig)

@@ -1,0 +1,51 @@
+"""Progress reporting: a tqdm bar on a terminal, periodic log lines with rates elsewhere.
+
+CI logs and redirected output cannot render a carriage-return bar, so when stderr is not a terminal
+we log one line every `interval` seconds instead (and always a final one).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Iterable, Iterator, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+log = logging.getLogger("reportgen")
+
+
+def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
+          interval: float = 10.0, postfix: dict[str, str] | None = None) -> Iterator[T]:
+    """Yield from `items` while showing progress. `postfix` may be mutated by the caller to show
+    live figures such as the running accuracy."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    if sys.stderr.isatty():
+        bar = tqdm(items, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+        for item in bar:
+            yield item
+            if postfix:
+                bar.set_postfix(postfix, refresh=False)
+        return
+    start = last = time.monotonic()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            _log_line(desc, done, total, unit, now - start, postfix)
+    if done:
+        _log_line(desc, done, total, unit, time.monotonic() - start, postfix)
+
+
+def _log_line(desc: str, done: int, total: int | None, unit: str, seconds: float,
+              postfix: dict[str, str] | None) -> None:
+    of = f"/{total}" if total else ""
+    rate = done / seconds if seconds > 0 else 0.0
+    extra = "".join(f" {k}={v}" for k, v in (postfix or {}).items())
+    log.info("%s: %d%s %s (%.1f %s/s)%s", desc, done, of, unit, rate, unit, extra)

@@ -1,0 +1,256 @@
+"""Render the static site: Jinja2 templates + a Markdown narrative -> HTML, published atomically.
+
+The site only reads finished artifacts. It is rendered into a staging folder first and moved into
+the output folder file by file only once everything rendered, so a failed build leaves the previous
+site intact; files the build did not write (a CNAME, say) are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import markdown
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from . import __version__
+from .cache import Artifact, stable_hash, versions
+from .config import Config, section
+from .data import Dataset, augmented_train_count, split_counts
+from .evaluate import ConfusionTable
+from .models import create_model, regularizers
+from .train import load_checkpoint
+
+if TYPE_CHECKING:
+    from .pipeline import ModelResult
+
+MARKER = ".reportgen-site.json"
+# a wheel installs the templates inside the package; a source checkout keeps them at the top level
+_HERE = Path(__file__).resolve().parent
+TEMPLATES = next((p for p in (_HERE / "templates", _HERE.parent / "templates") if (p / "base.html").is_file()),
+                 _HERE.parent / "templates")
+
+
+class SiteError(Exception):
+    """An output folder or template problem; the message is one line."""
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse to write into a folder that holds files reportgen did not write."""
+    if out.exists() and not out.is_dir():
+        raise SiteError(f"{out}: output path exists and is not a folder; choose a folder with --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise SiteError(f"{out}: refusing to write into a folder that is not empty and was not written by "
+                        f"reportgen (no {MARKER}); use an empty or new folder (--out)")
+
+
+class Numbering:
+    """Numbers figures and tables in order of appearance and resolves references to them.
+
+    References may come before their target, so `ref` leaves a token that `resolve` replaces once
+    the whole post is rendered. Tokens are plain letters and digits so Markdown leaves them alone.
+    """
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, tuple[str, int]] = {}
+        self.counts: dict[str, int] = {}
+        self.stash: list[str] = []
+        self.refs: list[str] = []
+        self.cited: list[str] = []
+
+    def cite(self, key: str) -> Markup:
+        """A bracketed citation number, assigned in order of first citation."""
+        if key not in self.cited:
+            self.cited.append(key)
+        number = self.cited.index(key) + 1
+        return Markup(f'<a class="cite" href="#ref-{escape(key)}">[{number}]</a>')
+
+    def add(self, kind: str, ident: str) -> int:
+        if ident in self.numbers:
+            raise SiteError(f"post template: {kind.lower()} id {ident!r} is used twice")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.numbers[ident] = (kind, self.counts[kind])
+        return self.counts[kind]
+
+    def hold(self, html: str) -> str:
+        """Keep an HTML block out of Markdown's way; return the token standing for it."""
+        self.stash.append(html)
+        return f"\n\nRGBLOCK{len(self.stash) - 1:04d}X\n\n"
+
+    def ref(self, ident: str) -> Markup:
+        self.refs.append(ident)
+        return Markup(f"RGREF{len(self.refs) - 1:04d}X")
+
+    def resolve(self, html: str) -> str:
+        html = re.sub(r"<p>RGBLOCK(\d{4})X</p>", lambda m: self.stash[int(m.group(1))], html)
+
+        def link(m: re.Match[str]) -> str:
+            ident = self.refs[int(m.group(1))]
+            if ident not in self.numbers:
+                raise SiteError(f"post template: reference to unknown figure or table {ident!r}; "
+                                f"known: {', '.join(self.numbers) or 'none'}")
+            kind, number = self.numbers[ident]
+            return f'<a class="xref" href="#{kind.lower()}-{ident}">{kind} {number}</a>'
+
+        return re.sub(r"RGREF(\d{4})X", link, html)
+
+
+def _inline_markdown(text: str) -> Markup:
+    html = markdown.markdown(str(text))
+    return Markup(re.sub(r"^<p>(.*)</p>$", r"\1", html, flags=re.S))
+
+
+def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[..., Markup]:
+    """A template function placing a numbered figure or table: {% call figure(id, caption) %}...{% endcall %}."""
+    template = env.get_template(f"_{kind.lower()}.html")
+
+    def place(ident: str, caption: str, wide: bool = False, caller: Callable[[], str] | None = None) -> Markup:
+        number = numbering.add(kind, ident)
+        body = caller() if caller else ""
+        html = template.render(ident=ident, number=number, caption=_inline_markdown(caption),
+                               body=Markup(body), wide=wide)
+        return Markup(numbering.hold(html))
+
+    return place
+
+
+def make_env(cfg: Config) -> Environment:
+    """Jinja environment: the user's template folder (if any) overrides the built-in templates."""
+    loaders = [FileSystemLoader(str(TEMPLATES))]
+    if cfg.site.templates:
+        user = cfg.resolve(cfg.site.templates)
+        if not user.is_dir():
+            raise SiteError(f"site.templates: folder not found: {user}")
+        loaders.insert(0, FileSystemLoader(str(user)))
+    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, autoescape=select_autoescape(["html", "j2"], default=True))
+    env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
+    env.filters["thousands"] = lambda v: f"{v:,}"
+    env.filters["params"] = human_count
+    env.filters["sci"] = lambda v: f"{v:g}"
+    env.filters["markdown_inline"] = _inline_markdown
+    return env
+
+
+def human_count(n: int) -> str:
+    """1234567 -> '1.23 M'."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return str(n)
+
+
+def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelResult], figures: Artifact) -> None:
+    """Render the whole site into a staging folder, then publish it into `out`."""
+    check_output_dir(out)
+    env = make_env(cfg)
+    context = build_context(cfg, dataset, models, figures)
+    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        post_dir = staging / "posts" / cfg.site.slug
+        (post_dir / "figures").mkdir(parents=True)
+        for name in figures.manifest["files"]:
+            if name.endswith((".png", ".svg")):
+                shutil.copy2(figures.file(name), post_dir / "figures" / name)
+        shutil.copytree(TEMPLATES / "static", staging / "static")
+        numbering = Numbering()
+        env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
+                           ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
+        narrative = env.get_template("post.md.j2").render(**context)
+        body = numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
+                                                   extension_configs={"toc": {"permalink": False}}))
+        page = env.get_template("post.html").render(body=Markup(body), root="../../", **context)
+        (post_dir / "index.html").write_text(page, encoding="utf-8")
+        index = env.get_template("index.html").render(root="", **context)
+        (staging / "index.html").write_text(index, encoding="utf-8")
+        (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
+        publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move every staged file into `out`, then delete files that only the previous build wrote."""
+    new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+    marker = out / MARKER
+    old = json.loads(marker.read_text())["files"] if marker.is_file() else []
+    out.mkdir(parents=True, exist_ok=True)
+    for rel in new:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, out / rel)
+    for rel in sorted(set(old) - set(new)):
+        stale = out / rel
+        stale.unlink(missing_ok=True)
+        for parent in stale.parents:  # drop folders this removal emptied, never `out` itself
+            if parent == out or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"generator": f"reportgen {__version__}", "files": new}, indent=1))
+    os.replace(tmp, marker)
+
+
+def build_context(cfg: Config, dataset: Dataset, models: list[ModelResult], figures: Artifact) -> dict[str, Any]:
+    """Every number the templates print, measured from the artifacts."""
+    split_rows = split_counts(dataset)
+    figure_info = figures.manifest
+    architectures = {a["model"]: a for a in figure_info["architectures"]}
+    model_rows = [_model_context(m, architectures[m.cfg.key], m.cfg.name in figure_info["curves"])
+                  for m in models]
+    best = max(model_rows, key=lambda r: r["totals"]["pct_correct"])
+    augment = cfg.data.augment
+    return {
+        "site": cfg.site,
+        "date": cfg.site.date or datetime.date.today().isoformat(),
+        "data": {
+            "source": cfg.data.source,
+            "image_size": dataset.images.shape[1],
+            "channels": dataset.images.shape[3],
+            "min_width": cfg.data.min_width,
+            "classes": list(dataset.class_names),
+            "split_rows": split_rows,
+            "split_totals": {s: sum(r[s] for r in split_rows) for s in ("train", "val", "test")},
+            "augmented_total": augmented_train_count(dataset, augment),
+            "augment": augment,
+            "augmented_classes": list(augment.classes) or list(dataset.class_names),
+            "skipped": dataset.skipped,
+        },
+        "evaluate": cfg.evaluate,
+        "models": model_rows,
+        "best": best,
+        "footer": {"versions": versions(), "config_hash": stable_hash(section(cfg)),
+                   "built": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                   "seeds": {"data": cfg.data.seed, **{m.cfg.name: m.cfg.seed for m in models}}},
+    }
+
+
+def _model_context(m: ModelResult, architecture: dict[str, Any], has_curves: bool) -> dict[str, Any]:
+    checkpoint = load_checkpoint(m.checkpoint_path)
+    confusion = ConfusionTable(**json.loads(m.evaluation.file("confusion.json").read_text()))
+    metrics = checkpoint.get("metrics") or {}
+    hp = checkpoint["config"]
+    model = create_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
+    rows = [{"name": name, "counts": confusion.counts[i], "uncertain": confusion.uncertain[i],
+             "total": confusion.row_totals[i], "percents": confusion.row_percents(i)}
+            for i, name in enumerate(confusion.class_names)]
+    val_acc = metrics.get("val_acc", [])
+    best_val = max(val_acc, default=float("nan"))
+    return {
+        "best_val": best_val,
+        # first epoch within one accuracy point of the best: how fast a model converges
+        "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None),
+        "name": m.cfg.name, "key": m.cfg.key, "arch": checkpoint["arch"], "params": architecture["params"],
+        "architecture_file": architecture["file"], "regularizers": regularizers(model),
+        "loaded": m.checkpoint is None, "checkpoint": str(m.checkpoint_path.name),
+        "hp": hp, "has_curves": has_curves,
+        "val_acc": val_acc, "train_seconds": metrics.get("train_seconds"),
+        "device": metrics.get("device"), "iterations": len(metrics.get("iter_acc", [])),
+        "confusion": confusion, "rows": rows, "totals": confusion.totals(),
+    }
