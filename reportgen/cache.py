@@ -15,9 +15,10 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import __version__
 
@@ -51,7 +52,7 @@ def versions() -> dict[str, str]:
     import numpy
     import torch
 
-    return {"reportgen": __version__, "python": platform.python_version(), "torch": torch.__version__,
+    return {"reportgen": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
             "numpy": numpy.__version__}
 
 

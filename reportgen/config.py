@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 
 class ConfigError(Exception):
@@ -268,7 +270,7 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
 
 
 def describe_options(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, doc) for every option, for the README's config reference."""
+    """(key, default as TOML, doc) for every option, for the README's config reference."""
     rows: list[tuple[str, str, str]] = []
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -280,5 +282,6 @@ def describe_options(cls: type = Config, prefix: str = "") -> list[tuple[str, st
         elif get_origin(t) is tuple and dataclasses.is_dataclass(get_args(t)[0]):
             rows += describe_options(get_args(t)[0], prefix + f.name + "[].")
         else:
-            rows.append((prefix + f.name, repr(f.default), f.metadata.get("doc", "")))
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            rows.append((prefix + f.name, json.dumps(default), f.metadata.get("doc", "")))
     return rows

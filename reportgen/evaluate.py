@@ -53,7 +53,7 @@ class ConfusionTable:
 
     @property
     def row_totals(self) -> list[int]:
-        return [sum(row) + u for row, u in zip(self.counts, self.uncertain)]
+        return [sum(row) + u for row, u in zip(self.counts, self.uncertain, strict=True)]
 
     def row_percents(self, i: int) -> tuple[float, float, float]:
         """% correct, % uncertain, % incorrect of true class i."""

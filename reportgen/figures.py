@@ -83,7 +83,7 @@ def learning_curves(curves: list[tuple[str, dict[str, Any]]], path: Path) -> Non
     """Accuracy against epoch per model: raw and smoothed training accuracy, held-out accuracy."""
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), dpi=160, sharey=True,
                              squeeze=False)
-    for ax, (name, m) in zip(axes[0], curves):
+    for ax, (name, m) in zip(axes[0], curves, strict=True):
         per_epoch = m["iters_per_epoch"]
         x = (np.arange(len(m["iter_acc"])) + 1) / per_epoch
         ax.plot(x, m["iter_acc"], color=RAW, lw=0.6, alpha=0.55, label="training (raw)")

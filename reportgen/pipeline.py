@@ -25,8 +25,15 @@ from .config import Config, ModelConfig, section
 from .data import Dataset
 from .evaluate import confusion_table, predict
 from .models import ModelError
-from .train import (Normalizer, check_compatible, load_checkpoint, model_from_checkpoint, pick_device,
-                    save_checkpoint, train)
+from .train import (
+    Normalizer,
+    check_compatible,
+    load_checkpoint,
+    model_from_checkpoint,
+    pick_device,
+    save_checkpoint,
+    train,
+)
 
 log = logging.getLogger("reportgen")
 
@@ -79,7 +86,9 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
 
     figure_art = cache.run(
         "figures",
-        {"site": section(cfg.site), "data": dataset_art.key, "models": [r.evaluation.key for r in models]},
+        # only what the figures draw: a title or template change must not redraw them
+        {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed, "data": dataset_art.key,
+         "models": [(r.cfg.name, r.evaluation.key) for r in models]},
         lambda d: figures.make_all(cfg, dataset, models, d), label="figures")
     result.stages.append(figure_art)
 

@@ -12,8 +12,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import markdown
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -23,6 +24,7 @@ from . import __version__
 from .cache import Artifact, stable_hash, versions
 from .config import Config, section
 from .data import Dataset, augmented_train_count, split_counts
+from .diagram import format_count
 from .evaluate import ConfusionTable
 from .models import create_model, regularizers
 from .train import load_checkpoint
@@ -132,18 +134,10 @@ def make_env(cfg: Config) -> Environment:
                       lstrip_blocks=True, autoescape=select_autoescape(["html", "j2"], default=True))
     env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
     env.filters["thousands"] = lambda v: f"{v:,}"
-    env.filters["params"] = human_count
+    env.filters["params"] = format_count
     env.filters["sci"] = lambda v: f"{v:g}"
     env.filters["markdown_inline"] = _inline_markdown
     return env
-
-
-def human_count(n: int) -> str:
-    """1234567 -> '1.23 M'."""
-    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return str(n)
 
 
 def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelResult], figures: Artifact) -> None:

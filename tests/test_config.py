@@ -96,3 +96,9 @@ def test_every_option_is_documented() -> None:
     keys = [key for key, _, _ in rows]
     assert "data.augment.factor" in keys and "models[].lr" in keys
     assert all(doc for _, _, doc in rows)
+
+
+def test_readme_documents_every_option() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for key, default, doc in describe_options(Config):
+        assert f"| `{key}` | `{default}` | {doc} |" in readme, f"README's config reference lacks {key}"

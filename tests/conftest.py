@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny build (300 MNIST digits at 16x16, two narrow models, 2 epochs)."""
+
+from pathlib import Path
+
+import pytest
+
+TINY = """
+[site]
+title = "Tiny <test> build"
+samples_per_class = 3
+
+[build]
+out = "site"
+cache = "cache"
+device = "cpu"
+
+[data]
+source = "mnist5k"
+image_size = 16
+max_per_class = 30
+seed = 1
+
+[data.augment]
+factor = 2
+shift = 1
+
+[evaluate]
+uncertain = "threshold"
+threshold = 0.5
+
+[[models]]
+name = "Model I"
+arch = "model1"
+width = 0.125
+lr = 0.02
+step = 50
+epochs = 2
+batch_size = 32
+
+[[models]]
+name = "Model II"
+arch = "model2"
+width = 0.125
+lr = 0.1
+step = 30
+weight_decay = 0.0005
+epochs = 2
+batch_size = 32
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    """A config file for a build that takes seconds."""
+    path = tmp_path / "config.toml"
+    path.write_text(TINY)
+    return path

@@ -1,0 +1,42 @@
+"""The command line: one-line errors without tracebacks, exit codes, the closing summary."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from reportgen.cli import main
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reportgen", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert run("--version", cwd=tmp_path).stdout.startswith("reportgen ")
+    assert "--config" in run("build", "--help", cwd=tmp_path).stdout
+
+
+def test_bad_config_lists_problems_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[data]\nimage_sise = 28\n[[models]]\nname = "A"\nlr = "fast"\n')
+    proc = run("build", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "data.image_sise: unknown key (did you mean 'image_size'?)" in proc.stderr
+    assert "models[0].lr: got 'fast'; expected a number" in proc.stderr
+
+
+def test_missing_config_and_missing_data_folder(tmp_path: Path, capsys) -> None:
+    assert main(["build", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml" in capsys.readouterr().err
+    (tmp_path / "config.toml").write_text('[data]\nsource = "folder"\npath = "photos"\n[[models]]\nname = "A"\n')
+    assert main(["build", "--config", str(tmp_path / "config.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "photos" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_build_prints_a_summary(tiny_config: Path, capsys) -> None:
+    assert main(["build", "--config", str(tiny_config), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "train Model I" in err and "evaluate Model II" in err and "Site written to" in err
+    assert main(["build", "--config", str(tiny_config), "--quiet"]) == 0
+    assert "from cache" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""Whole builds on the tiny config: the site, caching, incremental rebuilds and output safety."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reportgen import pipeline
+from reportgen.config import load_config
+from reportgen.site import MARKER, SiteError
+
+
+@pytest.fixture
+def counted_training(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record which models get trained (the expensive step)."""
+    trained: list[str] = []
+    real = pipeline.train
+
+    def train(cfg, *args, **kwargs):
+        trained.append(cfg.name)
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train", train)
+    return trained
+
+
+def post_html(site: Path) -> str:
+    return (site / "posts" / "visualizing-two-cnns" / "index.html").read_text()
+
+
+def test_end_to_end_build_writes_section_one(tiny_config: Path, counted_training: list[str]) -> None:
+    result = pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    assert result.out == site and counted_training == ["Model I", "Model II"]
+    html = post_html(site)
+    # numbered figures and tables, with every cross-reference resolved
+    for label in ("Figure 1.", "Figure 2.", "Figure 3.", "Table 1.", "Table 2.", "Table 3.", "Table 4."):
+        assert f'<span class="label">{label}</span>' in html
+    assert "RGREF" not in html and "RGBLOCK" not in html
+    for target in re.findall(r'class="xref" href="#([^"]+)"', html):
+        assert f'id="{target}"' in html
+    # user strings are escaped
+    assert "Tiny &lt;test&gt; build" in html and "<test>" not in html
+    # relative links only, every image present
+    links = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert links and not [u for u in links if u.startswith(("/", "http:", "https:"))]
+    for src in re.findall(r'<img src="([^"]+)"', html):
+        assert (site / "posts" / "visualizing-two-cnns" / src).is_file(), src
+    assert (site / ".nojekyll").is_file() and (site / "index.html").is_file() and (site / MARKER).is_file()
+    # the split table counts every image once: 30 per class
+    assert html.count("<td>21</td><td>3</td><td>6</td>") == 10
+    # the confusion caption matches the saved predictions
+    evaluation = next(a for a in result.stages if a.stage == "evaluate")
+    saved = np.load(evaluation.file("predictions.npz"))
+    confident = saved["probs"].max(1) >= 0.5
+    correct = int(((saved["probs"].argmax(1) == saved["labels"]) & confident).sum())
+    assert f"({correct} / " in html
+
+
+def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path,
+                                                                      counted_training: list[str]) -> None:
+    pipeline.build(load_config(tiny_config))
+    again = pipeline.build(load_config(tiny_config))
+    assert counted_training == ["Model I", "Model II"]
+    assert [a.stage for a in again.stages if not a.cached] == ["site"]
+    retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+    assert [a.stage for a in retitled.stages if not a.cached] == ["site"]
+    assert "New title" in post_html(tiny_config.parent / "site")
+
+
+def test_changing_one_model_retrains_only_that_model(tiny_config: Path, counted_training: list[str]) -> None:
+    pipeline.build(load_config(tiny_config))
+    tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
+    result = pipeline.build(load_config(tiny_config))
+    assert counted_training == ["Model I", "Model II", "Model II"]
+    rebuilt = [a.manifest.get("label") for a in result.stages if not a.cached]
+    assert rebuilt == ["train Model II", "evaluate Model II", "figures", "site"]
+
+
+def test_checkpoint_entry_is_loaded_not_trained(tiny_config: Path, counted_training: list[str]) -> None:
+    first = pipeline.build(load_config(tiny_config))
+    checkpoint = next(a for a in first.stages if a.stage == "train").file("checkpoint.pt")
+    text = tiny_config.read_text().replace('arch = "model1"', f'arch = "model1"\ncheckpoint = "{checkpoint}"')
+    tiny_config.write_text(text)
+    pipeline.build(load_config(tiny_config), force=True)
+    assert counted_training == ["Model I", "Model II", "Model II"]
+    assert "checkpoint.pt" in post_html(tiny_config.parent / "site")
+
+
+def test_failed_build_leaves_previous_site_and_user_files(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    (site / "CNAME").write_text("example.org")
+    before = post_html(site)
+    broken = tiny_config.parent / "my-templates"
+    broken.mkdir()
+    (broken / "post.md.j2").write_text('See {{ ref("nowhere") }}.')
+    with pytest.raises(SiteError, match="unknown figure or table 'nowhere'"):
+        pipeline.build(load_config(tiny_config, overrides={"site.templates": "my-templates"}))
+    assert post_html(site) == before
+    pipeline.build(load_config(tiny_config))
+    assert (site / "CNAME").read_text() == "example.org"
+    written = json.loads((site / MARKER).read_text())["files"]
+    assert "CNAME" not in written and "index.html" in written
+    assert not list(tiny_config.parent.glob(".site.staging-*"))
+
+
+def test_refuses_a_folder_it_did_not_write(tiny_config: Path, counted_training: list[str]) -> None:
+    foreign = tiny_config.parent / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(SiteError, match="not empty and was not written by reportgen"):
+        pipeline.build(load_config(tiny_config), out=foreign)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    assert counted_training == []  # refused before any training
