@@ -89,14 +89,17 @@ def learning_curves(curves: list[tuple[str, dict[str, Any]]], path: Path) -> Non
         ax.plot(x, m["iter_acc"], color=RAW, lw=0.6, alpha=0.55, label="training (raw)")
         ax.plot(x, m["iter_acc_smooth"], color=SMOOTH, lw=1.8, label="training (smoothed)")
         epochs = np.asarray(m["epoch_end_iter"]) / per_epoch
-        ax.plot(epochs, m["val_acc"], color=HELD_OUT, lw=1.8, marker="o", ms=3.5, label="held-out")
+        ax.plot(epochs, m["val_acc"], color=HELD_OUT, lw=1.8, marker="o", ms=3.5, label="held-out",
+                clip_on=False)  # the last epoch's point sits on the right edge
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max(epochs[-1], x[-1]))
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].set_ylim(0, 1.02)
-    axes[0][-1].legend(loc="lower right", fontsize=8, frameon=False)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # below the panels, where it cannot hide a curve
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, facecolor="white")
     plt.close(fig)

@@ -1,0 +1,234 @@
+"""The built site in a real browser: from disk and under a GitHub Pages project sub-path, fully offline."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from conftest import TINY
+
+from reportgen import pipeline
+from reportgen.config import load_config
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Request, Response, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+# `playwright install` needs the internet, so we drive Debian's Chromium; the flags stop it from
+# phoning home (updates, sync, background fetches) and let it run as root in a container
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+PROJECT = "/myrepo"  # a project site lives at https://user.github.io/<repo>/, never at the server root
+POST = "posts/visualizing-two-cnns/index.html"
+POST_TITLE = "Tiny <test> build"  # the title in TINY, as the reader sees it once unescaped
+TIMEOUT_MS = 10_000  # every file is local: fail in seconds rather than Playwright's default 30 s
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _require_browser() -> None:
+    """Skip without Chromium or Playwright locally, but fail in CI, which must always run this test."""
+    missing: list[str] = []
+    if not CHROMIUM.is_file():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the playwright package (pip install -e '.[test]')")
+    if not missing:
+        return
+    reason = f"the browser test needs {' and '.join(missing)}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI is set, so this is an error, not a skip")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny build shared by every test here: the build is the slow part, the browser takes seconds."""
+    config = tmp_path_factory.mktemp("browser") / "config.toml"
+    config.write_text(TINY)
+    pipeline.build(load_config(config))
+    return config.parent / "site"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, started once for the module."""
+    from playwright.sync_api import sync_playwright  # imported late: the module must load without it to skip
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+class _ProjectSiteHandler(SimpleHTTPRequestHandler):
+    """Serves the site folder under PROJECT only, the way GitHub Pages serves a project site."""
+
+    def _in_project(self) -> bool:
+        return self.path == PROJECT or self.path.startswith(PROJECT + "/")
+
+    def do_GET(self) -> None:
+        # a root-relative link (/static/...) works on a laptop server but 404s on Pages: make it 404 here too
+        if not self._in_project():
+            self.send_error(404, "outside the project site")
+            return
+        super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if not self._in_project():
+            self.send_error(404, "outside the project site")
+            return
+        super().do_HEAD()
+
+    def translate_path(self, path: str) -> str:
+        # strip the prefix only when mapping to disk; self.path keeps it, so folder redirects stay under PROJECT
+        return super().translate_path(path.removeprefix(PROJECT))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the test records every request itself; the access log would only clutter failures
+
+
+@pytest.fixture(scope="module")
+def served_site(site: Path) -> Iterator[str]:
+    """The site over HTTP at http://127.0.0.1:<free port>/myrepo/; yields that base URL."""
+    handler = functools.partial(_ProjectSiteHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: the OS picks a free port
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{PROJECT}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@dataclass
+class Visit:
+    """What the browser saw while going from the home page to the post."""
+
+    requests: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    dangling_links: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    xrefs: int = 0
+
+
+# Run in the page once the post has loaded: images, in-page links and figure/table labels.
+_INSPECT_POST = """() => {
+  const images = Array.from(document.images, img => ({
+    src: img.currentSrc || img.src, loaded: img.complete && img.naturalWidth > 0 }));
+  const dangling = [];
+  for (const a of document.querySelectorAll("a.xref, a.cite")) {
+    const id = decodeURIComponent(a.hash.slice(1));
+    const target = id && document.getElementById(id);
+    if (!target) { dangling.push(`${a.textContent} -> ${a.getAttribute("href")} (no such element)`); continue; }
+    // a cross-reference reads "Figure 2"; its target's caption must be labelled "Figure 2."
+    const label = target.querySelector(":scope > figcaption .label");
+    if (a.classList.contains("xref") && (!label || label.textContent.trim() !== `${a.textContent.trim()}.`))
+      dangling.push(`${a.textContent} -> #${id} labelled ${label ? label.textContent : "nothing"}`);
+  }
+  const captions = Array.from(document.querySelectorAll("figure > figcaption .label"), s => s.textContent.trim());
+  return { images, dangling, captions, xrefs: document.querySelectorAll("a.xref").length };
+}"""
+
+
+def visit_post(browser: Browser, home: str, allowed: str, screenshot: Path | None = None) -> Visit:
+    """Open `home`, click through to the post and record everything the browser did on the way."""
+    visit = Visit()
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+
+    def guard(route: Route) -> None:
+        # abort anything outside the site, so a stray CDN link fails the test instead of reaching the internet
+        if route.request.url.startswith(allowed):
+            route.continue_()
+        else:
+            visit.blocked.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    def failed(request: Request) -> None:
+        visit.failed.append(f"{request.url}: {request.failure}")
+
+    def http_error(response: Response) -> None:
+        # a 404 is a response, not a `requestfailed`; it is just as broken for the reader
+        if response.status >= 400:
+            visit.failed.append(f"{response.url}: HTTP {response.status}")
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            visit.console_errors.append(f"{message.text} at {message.location}")
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.on("request", lambda request: visit.requests.append(request.url))
+    page.on("requestfailed", failed)
+    page.on("response", http_error)
+    page.on("console", console)
+    page.on("pageerror", lambda error: visit.page_errors.append(str(error)))
+    try:
+        page.goto(home)
+        # click the post's link like a reader would: this proves the home page's relative link resolves
+        page.get_by_role("link", name=POST_TITLE).click()
+        page.wait_for_url(allowed + POST)  # waits for the load event, so every <img> has settled
+        found = page.evaluate(_INSPECT_POST)
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        context.close()
+    visit.images, visit.dangling_links = found["images"], found["dangling"]
+    visit.captions, visit.xrefs = found["captions"], found["xrefs"]
+    return visit
+
+
+def numbered(captions: list[str], kind: str) -> list[str]:
+    """The caption labels of one kind ("Figure" or "Table") in page order."""
+    return [c for c in captions if c.startswith(kind + " ")]
+
+
+def assert_post_is_whole(visit: Visit, allowed: str) -> None:
+    """Everything a reader needs loaded from the site itself, with no errors and no broken in-page link."""
+    assert visit.requests, "the browser made no requests at all"
+    outside = [url for url in visit.requests if not url.startswith(allowed)]
+    assert not outside and not visit.blocked, f"requests outside {allowed}: {outside or visit.blocked}"
+    assert not visit.failed, f"failed requests: {visit.failed}"
+    assert not visit.console_errors, f"console errors: {visit.console_errors}"
+    assert not visit.page_errors, f"page errors: {visit.page_errors}"
+    assert allowed + "static/style.css" in visit.requests, "the post did not load its stylesheet"
+    assert visit.images, "the post shows no images"
+    assert all(img["loaded"] for img in visit.images), f"images that did not load: {visit.images}"
+    assert visit.xrefs, "the post has no figure or table cross-references"
+    assert not visit.dangling_links, f"broken cross-references: {visit.dangling_links}"
+    for kind in ("Figure", "Table"):
+        labels = numbered(visit.captions, kind)
+        # numbered 1, 2, 3, ... in page order, which is how the post's references count them
+        assert labels and labels == [f"{kind} {i}." for i in range(1, len(labels) + 1)], visit.captions
+
+
+def test_site_works_from_disk(browser: Browser, site: Path) -> None:
+    # someone double-clicking index.html: file:// breaks root-relative links and any fetch() of data
+    root = site.as_uri() + "/"
+    visit = visit_post(browser, root + "index.html", allowed=root)
+    assert_post_is_whole(visit, allowed=root)
+
+
+def test_site_works_under_a_project_subpath(browser: Browser, served_site: str, tmp_path: Path,
+                                            record_property: Callable[[str, object], None]) -> None:
+    # the GitHub Pages layout: links must stay relative to /myrepo/, never to the server root
+    screenshot = tmp_path / "post.png"
+    visit = visit_post(browser, served_site + "index.html", allowed=served_site, screenshot=screenshot)
+    assert_post_is_whole(visit, allowed=served_site)
+    # kept for a person to look at (pytest keeps the last few tmp_path folders); named in the JUnit XML
+    assert screenshot.stat().st_size > 0
+    record_property("screenshot", str(screenshot))
