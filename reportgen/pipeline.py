@@ -66,7 +66,9 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
     device = pick_device(cfg.build.device)
     result = BuildResult(out)
 
-    dataset_art = cache.run("data", {"data": section(cfg.data),
+    # augmentation happens during training, so its settings are not part of the decoded data's key
+    decoded = {k: v for k, v in section(cfg.data).items() if k != "augment"}
+    dataset_art = cache.run("data", {"data": decoded,
                                      "source": data_mod.source_fingerprint(cfg.data, cfg.root)},
                             lambda d: _make_dataset(cfg, d), label="data")
     result.stages.append(dataset_art)
