@@ -41,7 +41,9 @@ def create_model(arch: str, *, in_channels: int, image_size: int, num_classes: i
                  width: float = 1.0, dropout: float = 0.5, weights: Path | None = None) -> nn.Module:
     """Instantiate an architecture by name; unknown names are answered with the known ones."""
     if arch.startswith(TORCHVISION_PREFIX):
-        return _torchvision_model(arch[len(TORCHVISION_PREFIX):], in_channels, num_classes, weights)
+        model = _torchvision_model(arch[len(TORCHVISION_PREFIX):], in_channels, num_classes, weights)
+        _check_input_size(model, arch, in_channels, image_size)
+        return model
     if arch not in _REGISTRY:
         raise ModelError(f"unknown architecture {arch!r}; known: {', '.join(list_archs())}")
     if weights is not None:
@@ -49,6 +51,19 @@ def create_model(arch: str, *, in_channels: int, image_size: int, num_classes: i
                          "use 'checkpoint' to load a trained reportgen model")
     return _REGISTRY[arch](in_channels=in_channels, image_size=image_size, num_classes=num_classes,
                            width=width, dropout=dropout)
+
+
+def _check_input_size(model: nn.Module, arch: str, in_channels: int, image_size: int) -> None:
+    """Fail early and plainly when an architecture's poolings shrink the input to nothing."""
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_channels, image_size, image_size))
+    except RuntimeError as e:
+        raise ModelError(f"{arch} cannot take {in_channels}x{image_size}x{image_size} inputs "
+                         f"({str(e).splitlines()[0]}); raise data.image_size") from None
+    finally:
+        model.train(training)
 
 
 def _scaled(channels: int, width: float) -> int:

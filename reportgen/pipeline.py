@@ -122,7 +122,10 @@ def _train_or_load(cache: Cache, cfg: Config, m: ModelConfig, dataset_art: Artif
               "weights": _file_digest(weights) if weights else None, "device": device.type}
 
     def produce(folder: Path) -> dict[str, Any]:
-        checkpoint = train(m, cfg.data.augment, dataset, device, weights)
+        try:
+            checkpoint = train(m, cfg.data.augment, dataset, device, weights)
+        except ModelError as e:
+            raise ModelError(f"models[{cfg.models.index(m)}] ({m.name}): {e}") from None
         save_checkpoint(checkpoint, folder / "checkpoint.pt")
         (folder / "metrics.json").write_text(json.dumps(checkpoint["metrics"]))
         return {"final_val_acc": checkpoint["metrics"]["val_acc"][-1]}

@@ -61,3 +61,8 @@ def test_torchvision_weights_from_a_local_file(tmp_path) -> None:
     with pytest.raises(ModelError, match="junk.pt: cannot read weights"):
         create_model("torchvision:resnet18", in_channels=3, image_size=64, num_classes=4,
                      weights=tmp_path / "junk.pt")
+
+
+def test_too_small_input_for_a_torchvision_model_is_a_plain_error() -> None:
+    with pytest.raises(ModelError, match="torchvision:alexnet cannot take 1x32x32 inputs.*data.image_size"):
+        create_model("torchvision:alexnet", in_channels=1, image_size=32, num_classes=2)
