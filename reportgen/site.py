@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import markdown
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import Markup, escape
 
 from . import __version__
@@ -122,11 +122,16 @@ def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[...
     return place
 
 
+def _user_templates(cfg: Config) -> Path:
+    """The folder of the user's template overrides; the built-in folder when none is set."""
+    return cfg.resolve(cfg.site.templates) if cfg.site.templates else TEMPLATES
+
+
 def make_env(cfg: Config) -> Environment:
     """Jinja environment: the user's template folder (if any) overrides the built-in templates."""
     loaders = [FileSystemLoader(str(TEMPLATES))]
     if cfg.site.templates:
-        user = cfg.resolve(cfg.site.templates)
+        user = _user_templates(cfg)
         if not user.is_dir():
             raise SiteError(f"site.templates: folder not found: {user}")
         loaders.insert(0, FileSystemLoader(str(user)))
@@ -153,16 +158,23 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelResult], 
         for name in figures.manifest["files"]:
             if name.endswith((".png", ".svg")):
                 shutil.copy2(figures.file(name), post_dir / "figures" / name)
-        shutil.copytree(TEMPLATES / "static", staging / "static")
+        for static in (TEMPLATES / "static", _user_templates(cfg) / "static"):
+            if static.is_dir():  # the user's static files override the built-in ones
+                shutil.copytree(static, staging / "static", dirs_exist_ok=True)
         numbering = Numbering()
         env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
                            ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
-        narrative = env.get_template("post.md.j2").render(**context)
-        body = numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
-                                                   extension_configs={"toc": {"permalink": False}}))
-        page = env.get_template("post.html").render(body=Markup(body), root="../../", **context)
+        try:
+            narrative = env.get_template("post.md.j2").render(**context)
+            body = numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
+                                                       extension_configs={"toc": {"permalink": False}}))
+            page = env.get_template("post.html").render(body=Markup(body), root="../../", **context)
+            index = env.get_template("index.html").render(root="", **context)
+        except TemplateError as e:  # a user's edited template: say where, not a traceback
+            line = getattr(e, "lineno", None)
+            where = (getattr(e, "filename", None) or "template") + (f", line {line}" if line else "")
+            raise SiteError(f"{where}: {e.message}") from None
         (post_dir / "index.html").write_text(page, encoding="utf-8")
-        index = env.get_template("index.html").render(root="", **context)
         (staging / "index.html").write_text(index, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
         publish(staging, out)

@@ -115,3 +115,58 @@ def test_refuses_a_folder_it_did_not_write(tiny_config: Path, counted_training: 
         pipeline.build(load_config(tiny_config), out=foreign)
     assert (foreign / "thesis.tex").read_text() == "precious"
     assert counted_training == []  # refused before any training
+
+
+def test_folder_source_with_the_group_uncertainty_rule(tmp_path: Path) -> None:
+    """The write-up's setting: RGB chips from a folder, 'uncertain gender' within a male/female group."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["female", "male", "non-face"]):
+        (tmp_path / "chips" / name).mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 256, (30, 24, 3), dtype=np.uint8)
+            pixels[..., c] = 255  # a learnable colour cue per class
+            Image.fromarray(pixels).save(tmp_path / "chips" / name / f"{i}.png")
+    (tmp_path / "chips" / "male" / "notes.txt").write_text("not an image")
+    config = tmp_path / "config.toml"
+    config.write_text("""
+[data]
+source = "folder"
+path = "chips"
+image_size = 16
+channels = 3
+[evaluate]
+uncertain = "group"
+group = ["male", "female"]
+margin = 0.2
+[[models]]
+name = "Model I"
+arch = "model1"
+width = 0.125
+epochs = 2
+batch_size = 16
+""")
+    pipeline.build(load_config(config))
+    html = post_html(tmp_path / "site")
+    assert "one of male, female" in html and "differ by less than 0.2" in html
+    assert "1 file (unreadable)" in html
+    for name in ("female", "male", "non-face"):
+        assert f"<tr><th>{name}</th>" in html
+
+
+def test_a_broken_user_template_is_a_one_line_error(tiny_config: Path) -> None:
+    mine = tiny_config.parent / "mine"
+    (mine / "static").mkdir(parents=True)
+    (mine / "static" / "extra.css").write_text("body { color: red; }")
+    (mine / "post.md.j2").write_text("Fine line.\n{{ data.nonexistent.deeper }}\n")
+    with pytest.raises(SiteError, match="nonexistent"):
+        pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+    (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n{% if %}\n")
+    with pytest.raises(SiteError, match=r"post.md.j2, line 2: "):
+        pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+    (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n")
+    pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+    site = tiny_config.parent / "site"
+    assert (site / "static" / "extra.css").is_file() and (site / "static" / "style.css").is_file()
+    assert re.search(r"Accuracy \d+\.\d\d%", post_html(site))
