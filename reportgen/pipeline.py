@@ -81,7 +81,9 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
             result.stages.append(checkpoint_art)
         evaluation = cache.run(
             "evaluate",
-            {"evaluate": section(cfg.evaluate), "model": _file_digest(checkpoint_path), "data": dataset_art.key},
+            {"evaluate": section(cfg.evaluate), "data": dataset_art.key,
+             # a trained model is named by its cache key; a user's checkpoint file by its content
+             "model": checkpoint_art.key if checkpoint_art else _file_digest(checkpoint_path)},
             lambda d, p=checkpoint_path: _evaluate(cfg, p, dataset, device, d), label=f"evaluate {m.name}")
         result.stages.append(evaluation)
         models.append(ModelResult(m, checkpoint_art, checkpoint_path, evaluation))
