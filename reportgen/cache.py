@@ -9,6 +9,7 @@ interrupted build (Ctrl-C, kill) never leaves a folder that a later build would 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -18,12 +19,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from . import __version__
 
 log = logging.getLogger("reportgen")
 MANIFEST = "manifest.json"
+
+
+def source_digest(*modules: ModuleType) -> str:
+    """Hash of the source files of the modules a stage runs, so changed code invalidates its artifacts
+    (and only those: editing the site code does not retrain a model)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def stable_hash(value: Any) -> str:
@@ -64,12 +75,14 @@ class Cache:
         self.force = force
 
     def run(self, stage: str, inputs: dict[str, Any], produce: Callable[[Path], dict[str, Any] | None],
-            label: str | None = None) -> Artifact:
+            label: str | None = None, code: tuple[ModuleType, ...] = ()) -> Artifact:
         """Return the artifact for `inputs`, calling `produce(tmp_dir)` only on a cache miss.
 
-        `produce` writes its files into the folder it is given and may return extra manifest fields.
+        `produce` writes its files into the folder it is given and may return extra manifest fields;
+        `code` lists the modules whose source the artifact depends on.
         """
-        key = stable_hash({"stage": stage, "inputs": inputs, "code": __version__})
+        key = stable_hash({"stage": stage, "inputs": inputs, "version": __version__,
+                           "code": source_digest(*code)})
         final = self.root / stage / key
         start = time.perf_counter()
         if not self.force and (final / MANIFEST).is_file():

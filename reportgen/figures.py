@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from .config import Config  # noqa: E402
 from .data import Dataset  # noqa: E402
 from .diagram import architecture_svg, describe_layers  # noqa: E402
-from .models import parameter_count  # noqa: E402
+from .models import parameter_count, regularizers  # noqa: E402
 from .train import load_checkpoint, model_from_checkpoint  # noqa: E402
 
 if TYPE_CHECKING:
@@ -31,24 +31,32 @@ RAW, SMOOTH, HELD_OUT = "#1f3a93", "#17becf", "#d62728"
 
 
 def make_all(cfg: Config, dataset: Dataset, models: list[ModelResult], folder: Path) -> dict[str, Any]:
-    """Write every section-1 figure into `folder`; return what the site needs to know about them."""
+    """Write every section-1 figure into `folder`; return what the site needs to know about each model.
+
+    This is the one stage that opens the checkpoints for the site, so the site stage only reads JSON.
+    """
     samples_grid(dataset, cfg.site.samples_per_class, cfg.data.seed, folder / "samples.png")
     curves = []
-    architectures = []
+    summaries = []
+    size, channels = dataset.images.shape[1], dataset.images.shape[3]
     for m in models:
         checkpoint = load_checkpoint(m.checkpoint_path)
-        curves.append((m.cfg.name, checkpoint.get("metrics")))
+        metrics = checkpoint.get("metrics") or {}
+        if metrics:
+            curves.append((m.cfg.name, metrics))
         model = model_from_checkpoint(checkpoint, torch.device("cpu"))
-        size, channels = dataset.images.shape[1], dataset.images.shape[3]
-        layers = describe_layers(model, (channels, size, size))
-        svg = architecture_svg(layers, m.cfg.name, parameter_count(model))
+        svg = architecture_svg(describe_layers(model, (channels, size, size)), m.cfg.name, parameter_count(model))
         (folder / f"architecture-{m.cfg.key}.svg").write_text(svg, encoding="utf-8")
-        architectures.append({"model": m.cfg.key, "file": f"architecture-{m.cfg.key}.svg",
-                              "params": parameter_count(model), "layers": len(layers)})
-    has_curves = [c for c in curves if c[1]]
-    if has_curves:
-        learning_curves(has_curves, folder / "learning-curves.png")
-    info = {"architectures": architectures, "curves": [name for name, _ in has_curves]}
+        summaries.append({
+            "key": m.cfg.key, "architecture_file": f"architecture-{m.cfg.key}.svg", "arch": checkpoint["arch"],
+            "params": parameter_count(model), "regularizers": regularizers(model), "hp": checkpoint["config"],
+            "has_curves": bool(metrics), "val_acc": metrics.get("val_acc", []),
+            "train_seconds": metrics.get("train_seconds"), "device": metrics.get("device"),
+            "iterations": len(metrics.get("iter_acc", [])),
+        })
+    if curves:
+        learning_curves(curves, folder / "learning-curves.png")
+    info = {"models": summaries}
     (folder / "figures.json").write_text(json.dumps(info))
     return info
 

@@ -19,7 +19,10 @@ import numpy as np
 import torch
 
 from . import data as data_mod
-from . import figures, site
+from . import diagram, figures, site
+from . import evaluate as evaluate_mod
+from . import models as models_mod
+from . import train as train_mod
 from .cache import Artifact, Cache
 from .config import Config, ModelConfig, section
 from .data import Dataset
@@ -36,6 +39,12 @@ from .train import (
 )
 
 log = logging.getLogger("reportgen")
+
+# the modules whose code shapes each stage's artifacts (see cache.source_digest)
+DATA_CODE = (data_mod,)
+TRAIN_CODE = (data_mod, models_mod, train_mod)
+EVALUATE_CODE = (*TRAIN_CODE, evaluate_mod)
+FIGURES_CODE = (*TRAIN_CODE, figures, diagram)
 
 
 @dataclass
@@ -70,7 +79,7 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
     decoded = {k: v for k, v in section(cfg.data).items() if k != "augment"}
     dataset_art = cache.run("data", {"data": decoded,
                                      "source": data_mod.source_fingerprint(cfg.data, cfg.root)},
-                            lambda d: _make_dataset(cfg, d), label="data")
+                            lambda d: _make_dataset(cfg, d), label="data", code=DATA_CODE)
     result.stages.append(dataset_art)
     dataset = Dataset.load(dataset_art.file("dataset.npz"))
 
@@ -84,7 +93,8 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
             {"evaluate": section(cfg.evaluate), "data": dataset_art.key,
              # a trained model is named by its cache key; a user's checkpoint file by its content
              "model": checkpoint_art.key if checkpoint_art else _file_digest(checkpoint_path)},
-            lambda d, p=checkpoint_path: _evaluate(cfg, p, dataset, device, d), label=f"evaluate {m.name}")
+            lambda d, p=checkpoint_path: _evaluate(cfg, p, dataset, device, d), label=f"evaluate {m.name}",
+            code=EVALUATE_CODE)
         result.stages.append(evaluation)
         models.append(ModelResult(m, checkpoint_art, checkpoint_path, evaluation))
 
@@ -93,7 +103,7 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
         # only what the figures draw: a title or template change must not redraw them
         {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed, "data": dataset_art.key,
          "models": [(r.cfg.name, r.evaluation.key) for r in models]},
-        lambda d: figures.make_all(cfg, dataset, models, d), label="figures")
+        lambda d: figures.make_all(cfg, dataset, models, d), label="figures", code=FIGURES_CODE)
     result.stages.append(figure_art)
 
     site_start = time.perf_counter()
@@ -132,7 +142,7 @@ def _train_or_load(cache: Cache, cfg: Config, m: ModelConfig, dataset_art: Artif
         (folder / "metrics.json").write_text(json.dumps(checkpoint["metrics"]))
         return {"final_val_acc": checkpoint["metrics"]["val_acc"][-1]}
 
-    art = cache.run("train", inputs, produce, label=f"train {m.name}")
+    art = cache.run("train", inputs, produce, label=f"train {m.name}", code=TRAIN_CODE)
     return art, art.file("checkpoint.pt")
 
 

@@ -26,8 +26,6 @@ from .config import Config, section
 from .data import Dataset, augmented_train_count, split_counts
 from .diagram import format_count
 from .evaluate import ConfusionTable
-from .models import create_model, regularizers
-from .train import load_checkpoint
 
 if TYPE_CHECKING:
     from .pipeline import ModelResult
@@ -206,10 +204,8 @@ def publish(staging: Path, out: Path) -> None:
 def build_context(cfg: Config, dataset: Dataset, models: list[ModelResult], figures: Artifact) -> dict[str, Any]:
     """Every number the templates print, measured from the artifacts."""
     split_rows = split_counts(dataset)
-    figure_info = figures.manifest
-    architectures = {a["model"]: a for a in figure_info["architectures"]}
-    model_rows = [_model_context(m, architectures[m.cfg.key], m.cfg.name in figure_info["curves"])
-                  for m in models]
+    summaries = {s["key"]: s for s in figures.manifest["models"]}
+    model_rows = [_model_context(m, summaries[m.cfg.key]) for m in models]
     best = max(model_rows, key=lambda r: r["totals"]["pct_correct"])
     augment = cfg.data.augment
     return {
@@ -237,26 +233,23 @@ def build_context(cfg: Config, dataset: Dataset, models: list[ModelResult], figu
     }
 
 
-def _model_context(m: ModelResult, architecture: dict[str, Any], has_curves: bool) -> dict[str, Any]:
-    checkpoint = load_checkpoint(m.checkpoint_path)
+def _model_context(m: ModelResult, summary: dict[str, Any]) -> dict[str, Any]:
+    """The figures stage's summary of a model plus its confusion table, for the templates."""
     confusion = ConfusionTable(**json.loads(m.evaluation.file("confusion.json").read_text()))
-    metrics = checkpoint.get("metrics") or {}
-    hp = checkpoint["config"]
-    model = create_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     rows = [{"name": name, "counts": confusion.counts[i], "uncertain": confusion.uncertain[i],
              "total": confusion.row_totals[i], "percents": confusion.row_percents(i)}
             for i, name in enumerate(confusion.class_names)]
-    val_acc = metrics.get("val_acc", [])
+    val_acc = summary["val_acc"]
     best_val = max(val_acc, default=float("nan"))
     return {
+        **summary,
+        "name": m.cfg.name,
+        "loaded": m.checkpoint is None,
+        "checkpoint": m.checkpoint_path.name,
         "best_val": best_val,
         # first epoch within one accuracy point of the best: how fast a model converges
         "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None),
-        "name": m.cfg.name, "key": m.cfg.key, "arch": checkpoint["arch"], "params": architecture["params"],
-        "architecture_file": architecture["file"], "regularizers": regularizers(model),
-        "loaded": m.checkpoint is None, "checkpoint": str(m.checkpoint_path.name),
-        "hp": hp, "has_curves": has_curves,
-        "val_acc": val_acc, "train_seconds": metrics.get("train_seconds"),
-        "device": metrics.get("device"), "iterations": len(metrics.get("iter_acc", [])),
-        "confusion": confusion, "rows": rows, "totals": confusion.totals(),
+        "confusion": confusion,
+        "rows": rows,
+        "totals": confusion.totals(),
     }

@@ -38,3 +38,24 @@ def test_interrupted_stage_leaves_no_trusted_artifact(tmp_path: Path) -> None:
     assert not list((tmp_path / "stage").iterdir())  # the temporary folder is cleaned up too
     result = cache.run("stage", {"a": 1}, lambda folder: None)
     assert not result.cached
+
+
+def test_changed_stage_code_invalidates_only_its_artifacts(tmp_path: Path) -> None:
+    import types
+
+    source = tmp_path / "stage_code.py"
+    source.write_text("VERSION = 1\n")
+    module = types.ModuleType("stage_code")
+    module.__file__ = str(source)
+    other = types.ModuleType("other_code")
+    other.__file__ = str(tmp_path / "other_code.py")
+    (tmp_path / "other_code.py").write_text("")
+    calls = []
+    cache = Cache(tmp_path / "cache")
+    produce = lambda folder: calls.append(folder)  # noqa: E731
+    cache.run("a", {}, produce, code=(module,))
+    cache.run("b", {}, produce, code=(other,))
+    source.write_text("VERSION = 2\n")
+    assert not cache.run("a", {}, produce, code=(module,)).cached
+    assert cache.run("b", {}, produce, code=(other,)).cached
+    assert len(calls) == 3
