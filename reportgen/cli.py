@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import ConfigError, load_config
@@ -17,6 +18,9 @@ from .data import DataError
 from .evaluate import EvaluateError
 from .models import ModelError
 from .site import SiteError
+
+if TYPE_CHECKING:
+    from .pipeline import BuildResult
 
 log = logging.getLogger("reportgen")
 INPUT_ERRORS = (DataError, ModelError, SiteError, EvaluateError)
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def summary(result) -> str:  # noqa: ANN001 - pipeline.BuildResult, imported lazily
+def summary(result: BuildResult) -> str:
     """A table of stages (built or cached, seconds) and where the site is."""
     lines = ["", f"{'stage':<28} {'status':<7} {'seconds':>8}"]
     for art in result.stages:

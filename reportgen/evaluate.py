@@ -5,26 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 from .config import EvaluateConfig
-from .train import Normalizer
 
 
 class EvaluateError(Exception):
     """An evaluation setting that does not fit the data; the message is one line."""
-
-
-def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int) -> np.ndarray:
-    """Softmax probabilities (N, classes) for uint8 NHWC images."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            logits = model(norm(norm.unit(images[i:i + batch_size])))
-            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def uncertain_mask(probs: np.ndarray, cfg: EvaluateConfig, class_names: tuple[str, ...]) -> np.ndarray:

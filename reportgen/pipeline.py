@@ -26,7 +26,7 @@ from . import train as train_mod
 from .cache import Artifact, Cache
 from .config import Config, ModelConfig, section
 from .data import Dataset
-from .evaluate import confusion_table, predict
+from .evaluate import confusion_table
 from .models import ModelError
 from .train import (
     Normalizer,
@@ -34,6 +34,7 @@ from .train import (
     load_checkpoint,
     model_from_checkpoint,
     pick_device,
+    predict,
     save_checkpoint,
     train,
 )

@@ -62,18 +62,22 @@ def smooth(values: list[float], span: int) -> list[float]:
     return out
 
 
-def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Normalizer,
-             batch_size: int = 256) -> float:
-    """Top-1 accuracy of `model` (in eval mode) on uint8 images."""
+def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities (N, classes) of `model` in eval mode for uint8 NHWC images."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            logits = model(norm(norm.unit(images[i:i + batch_size])))
+            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Normalizer) -> float:
+    """Top-1 accuracy on uint8 images; NaN for an empty set (no validation split)."""
     if len(labels) == 0:
         return float("nan")
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(labels), batch_size):
-            logits = model(norm(norm.unit(images[i:i + batch_size])))
-            correct += int((logits.argmax(1).cpu().numpy() == labels[i:i + batch_size]).sum())
-    return correct / len(labels)
+    return float((predict(model, images, norm).argmax(1) == labels).mean())
 
 
 def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch.device,
@@ -102,6 +106,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
     iter_acc: list[float] = []
     val_acc: list[float] = []
     epoch_iters: list[int] = []
+    batch_norm_1d = any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order, augmented = augmenter.epoch(y_train, rng)
@@ -111,7 +116,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         for i in track(batches, desc=f"train {cfg.name} epoch {epoch}/{cfg.epochs}", unit="batch",
                        postfix=live):
             idx = torch.from_numpy(order[i:i + cfg.batch_size])
-            if len(idx) < 2 and any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
+            if len(idx) < 2 and batch_norm_1d:
                 continue  # batch norm cannot normalize a single sample
             x = norm.unit(x_all[idx])
             x = augmenter.apply(x, torch.from_numpy(augmented[i:i + cfg.batch_size]).to(device), generator)
