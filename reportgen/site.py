@@ -239,8 +239,8 @@ def _model_context(m: ModelResult, summary: dict[str, Any]) -> dict[str, Any]:
     rows = [{"name": name, "counts": confusion.counts[i], "uncertain": confusion.uncertain[i],
              "total": confusion.row_totals[i], "percents": confusion.row_percents(i)}
             for i, name in enumerate(confusion.class_names)]
-    val_acc = summary["val_acc"]
-    best_val = max(val_acc, default=float("nan"))
+    val_acc = [a for a in summary["val_acc"] if a == a]  # NaN when there was no validation split
+    best_val = max(val_acc, default=None)
     return {
         **summary,
         "name": m.cfg.name,
@@ -248,7 +248,8 @@ def _model_context(m: ModelResult, summary: dict[str, Any]) -> dict[str, Any]:
         "checkpoint": m.checkpoint_path.name,
         "best_val": best_val,
         # first epoch within one accuracy point of the best: how fast a model converges
-        "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None),
+        "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None)
+        if best_val is not None else None,
         "confusion": confusion,
         "rows": rows,
         "totals": confusion.totals(),

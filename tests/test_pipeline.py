@@ -170,3 +170,9 @@ def test_a_broken_user_template_is_a_one_line_error(tiny_config: Path) -> None:
     site = tiny_config.parent / "site"
     assert (site / "static" / "extra.css").is_file() and (site / "static" / "style.css").is_file()
     assert re.search(r"Accuracy \d+\.\d\d%", post_html(site))
+
+
+def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config, overrides={"data.split": [0.8, 0.0, 0.2]}))
+    html = post_html(tiny_config.parent / "site")
+    assert "had no validation set" in html and "nan%" not in html
