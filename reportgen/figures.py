@@ -6,7 +6,6 @@ copies; nothing here knows about HTML.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,9 +55,7 @@ def make_all(cfg: Config, dataset: Dataset, models: list[ModelResult], folder: P
         })
     if curves:
         learning_curves(curves, folder / "learning-curves.png")
-    info = {"models": summaries}
-    (folder / "figures.json").write_text(json.dumps(info))
-    return info
+    return {"models": summaries}  # kept in the artifact's manifest
 
 
 def samples_grid(dataset: Dataset, per_class: int, seed: int, path: Path) -> None:

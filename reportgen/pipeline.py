@@ -55,6 +55,7 @@ class ModelResult:
     cfg: ModelConfig
     checkpoint: Artifact | None      # None when the config names an existing checkpoint file
     checkpoint_path: Path
+    model_key: str                   # identifies the weights in the keys of the stages that read them
     evaluation: Artifact
 
 
@@ -85,25 +86,24 @@ def build(cfg: Config, out: Path | None = None, force: bool = False) -> BuildRes
     dataset = Dataset.load(dataset_art.file("dataset.npz"))
 
     models = []
-    for m in cfg.models:
-        checkpoint_art, checkpoint_path = _train_or_load(cache, cfg, m, dataset_art, dataset, device)
+    for index, m in enumerate(cfg.models):
+        checkpoint_art, checkpoint_path = _train_or_load(cache, cfg, index, dataset_art, dataset, device)
         if checkpoint_art:
             result.stages.append(checkpoint_art)
+        # a trained model is named by its cache key; a user's checkpoint file by its content
+        model_key = checkpoint_art.key if checkpoint_art else _file_digest(checkpoint_path)
         evaluation = cache.run(
-            "evaluate",
-            {"evaluate": section(cfg.evaluate), "data": dataset_art.key,
-             # a trained model is named by its cache key; a user's checkpoint file by its content
-             "model": checkpoint_art.key if checkpoint_art else _file_digest(checkpoint_path)},
+            "evaluate", {"evaluate": section(cfg.evaluate), "data": dataset_art.key, "model": model_key},
             lambda d, p=checkpoint_path: _evaluate(cfg, p, dataset, device, d), label=f"evaluate {m.name}",
             code=EVALUATE_CODE)
         result.stages.append(evaluation)
-        models.append(ModelResult(m, checkpoint_art, checkpoint_path, evaluation))
+        models.append(ModelResult(m, checkpoint_art, checkpoint_path, model_key, evaluation))
 
     figure_art = cache.run(
         "figures",
         # only what the figures draw: a title or template change must not redraw them
         {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed, "data": dataset_art.key,
-         "models": [(r.cfg.name, r.evaluation.key) for r in models]},
+         "models": [(r.cfg.name, r.model_key) for r in models]},
         lambda d: figures.make_all(cfg, dataset, models, d), label="figures", code=FIGURES_CODE)
     result.stages.append(figure_art)
 
@@ -120,17 +120,17 @@ def _make_dataset(cfg: Config, folder: Path) -> dict[str, Any]:
     return {"skipped": dataset.skipped, "images": int(len(dataset.labels))}
 
 
-def _train_or_load(cache: Cache, cfg: Config, m: ModelConfig, dataset_art: Artifact, dataset: Dataset,
+def _train_or_load(cache: Cache, cfg: Config, index: int, dataset_art: Artifact, dataset: Dataset,
                    device: torch.device) -> tuple[Artifact | None, Path]:
     """A model entry naming a checkpoint is loaded as is; otherwise train, cached by config and data."""
-    where = f"models[{cfg.models.index(m)}].checkpoint"
+    m = cfg.models[index]
     if m.checkpoint:
         path = cfg.resolve(m.checkpoint)
-        check_compatible(load_checkpoint(path), dataset, f"{where} ({path})")
+        check_compatible(load_checkpoint(path), dataset, f"models[{index}].checkpoint ({path})")
         return None, path
     weights = cfg.resolve(m.weights) if m.weights else None
     if weights and not weights.is_file():
-        raise ModelError(f"models[{cfg.models.index(m)}].weights: file not found: {weights}")
+        raise ModelError(f"models[{index}].weights: file not found: {weights}")
     inputs = {"model": section(m), "augment": section(cfg.data.augment), "data": dataset_art.key,
               "weights": _file_digest(weights) if weights else None, "device": device.type}
 
@@ -138,7 +138,7 @@ def _train_or_load(cache: Cache, cfg: Config, m: ModelConfig, dataset_art: Artif
         try:
             checkpoint = train(m, cfg.data.augment, dataset, device, weights)
         except ModelError as e:
-            raise ModelError(f"models[{cfg.models.index(m)}] ({m.name}): {e}") from None
+            raise ModelError(f"models[{index}] ({m.name}): {e}") from None
         save_checkpoint(checkpoint, folder / "checkpoint.pt")
         (folder / "metrics.json").write_text(json.dumps(checkpoint["metrics"]))
         return {"final_val_acc": checkpoint["metrics"]["val_acc"][-1]}

@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from . import __version__
 from .cache import Artifact, stable_hash, versions
 from .config import Config, section
-from .data import Dataset, augmented_train_count, split_counts
+from .data import SPLITS, Dataset, augmented_train_count, split_counts
 from .diagram import format_count
 from .evaluate import ConfusionTable
 
@@ -218,7 +218,7 @@ def build_context(cfg: Config, dataset: Dataset, models: list[ModelResult], figu
             "min_width": cfg.data.min_width,
             "classes": list(dataset.class_names),
             "split_rows": split_rows,
-            "split_totals": {s: sum(r[s] for r in split_rows) for s in ("train", "val", "test")},
+            "split_totals": {s: sum(r[s] for r in split_rows) for s in SPLITS},
             "augmented_total": augmented_train_count(dataset, augment),
             "augment": augment,
             "augmented_classes": list(augment.classes) or list(dataset.class_names),

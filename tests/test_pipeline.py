@@ -68,6 +68,9 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
     assert [a.stage for a in retitled.stages if not a.cached] == ["site"]
     assert "New title" in post_html(tiny_config.parent / "site")
+    stricter = pipeline.build(load_config(tiny_config, overrides={"evaluate.threshold": 0.9}))
+    rebuilt = [a.manifest.get("label") for a in stricter.stages if not a.cached]
+    assert rebuilt == ["evaluate Model I", "evaluate Model II", "site"]  # no retraining, no redrawn figures
 
 
 def test_changing_one_model_retrains_only_that_model(tiny_config: Path, counted_training: list[str]) -> None:
