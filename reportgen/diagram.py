@@ -1,9 +1,9 @@
 """Netscope-style architecture diagrams: a vertical chain of layer boxes, rendered as plain SVG.
 
-`describe_layers` records what a forward pass actually runs, so the diagram works for any
-`nn.Module` without knowing its structure. `architecture_svg` draws one box per block: a layer
-that computes something (conv, fc, ...) plus the elementwise ops that follow it (BN, ReLU,
-dropout, pooling), which keeps a 9-block model and a 45-layer VGG equally readable.
+The layers come from `layers.describe_layers`, which records what a forward pass actually runs, so
+the diagram works for any `nn.Module` without knowing its structure. `architecture_svg` draws one
+box per block: a layer that computes something (conv, fc, ...) plus the elementwise ops that follow
+it (BN, ReLU, dropout, pooling), which keeps a 9-block model and a 45-layer VGG equally readable.
 
 The SVG uses no ids, <style> or external fonts, so several diagrams can be inlined in one HTML
 page without clashing, and a light card background keeps it legible on dark pages too.
@@ -15,22 +15,8 @@ import html
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
-import torch
-from torch import nn
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One executed leaf module: what it is and what it produced."""
-
-    name: str
-    kind: str
-    type: str
-    detail: str
-    output_shape: tuple[int, ...]
-    params: int
+from .layers import LayerSpec
 
 
 @dataclass(frozen=True)
@@ -54,93 +40,6 @@ class Block:
     def params(self) -> int:
         """Parameters of all layers in the block."""
         return sum(layer.params for layer in self.layers)
-
-
-_KINDS: tuple[tuple[str, tuple[type[nn.Module], ...]], ...] = (
-    ("conv", (nn.Conv1d, nn.Conv2d, nn.Conv3d)),
-    ("bn", (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)),
-    ("relu", (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)),
-    ("dropout", (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)),
-    ("pool", (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-              nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
-              nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)),
-    ("flatten", (nn.Flatten,)),
-    ("fc", (nn.Linear,)),
-)
-
-
-def _kind(module: nn.Module) -> str:
-    return next((kind for kind, classes in _KINDS if isinstance(module, classes)), "other")
-
-
-def _size(value: Any, dims: int) -> str:
-    """'3x3' from 3 or (3, 3); torch stores kernel sizes either way."""
-    values = value if isinstance(value, (tuple, list)) else (value,) * dims
-    return "x".join(str(v) for v in values)
-
-
-def _stride(value: Any) -> str:
-    values = value if isinstance(value, (tuple, list)) else (value,)
-    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
-
-
-def _detail(module: nn.Module, kind: str, output_shape: tuple[int, ...]) -> str:
-    dims = max(len(output_shape) - 1, 1)
-    if kind == "conv":
-        return f"{_size(module.kernel_size, dims)} /{_stride(module.stride)}, {module.out_channels}"
-    if kind == "pool" and hasattr(module, "output_size"):
-        return f"out {_size(module.output_size, dims)}"
-    if kind == "pool":
-        return f"{_size(module.kernel_size, dims)} /{_stride(module.stride)}"
-    if kind == "dropout":
-        return f"p={module.p:g}"
-    if kind == "fc":
-        return str(module.out_features)
-    return ""
-
-
-def _first_tensor(output: Any) -> torch.Tensor | None:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)):
-        return next((t for t in map(_first_tensor, output) if t is not None), None)
-    return None
-
-
-def describe_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerSpec]:
-    """Leaf modules in execution order with output shapes, found by one forward pass on zeros."""
-    leaves = [(name or type(m).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
-    layers = [LayerSpec("input", "input", "Input", "", tuple(input_shape), 0)]
-    counted: set[nn.Module] = set()
-
-    def recorder(name: str) -> Any:
-        def record(module: nn.Module, _inputs: Any, output: Any) -> None:
-            tensor = _first_tensor(output)
-            shape = tuple(tensor.shape[1:]) if tensor is not None else ()
-            kind = _kind(module)
-            # a module called twice (resnet's shared ReLU) gets an entry per call but its weights once
-            params = 0 if module in counted else sum(
-                p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
-            counted.add(module)
-            layers.append(LayerSpec(name, kind, type(module).__name__, _detail(module, kind, shape), shape, params))
-        return record
-
-    # remember each module's own mode: callers may keep parts frozen in eval mode while training
-    modes = {m: m.training for m in model.modules()}
-    handles = [m.register_forward_hook(recorder(name)) for name, m in leaves]
-    reference = next(model.parameters(), None)
-    x = torch.zeros(1, *input_shape, device=reference.device if reference is not None else None,
-                    dtype=reference.dtype if reference is not None and reference.is_floating_point() else None)
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, training in modes.items():
-            m.training = training
-    return layers
 
 
 _FUSED = frozenset({"bn", "relu", "dropout", "pool"})

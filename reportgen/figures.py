@@ -18,7 +18,8 @@ import torch  # noqa: E402
 
 from .config import Config  # noqa: E402
 from .data import Dataset  # noqa: E402
-from .diagram import architecture_svg, describe_layers  # noqa: E402
+from .diagram import architecture_svg  # noqa: E402
+from .layers import describe_layers  # noqa: E402
 from .models import parameter_count, regularizers  # noqa: E402
 from .train import load_checkpoint, model_from_checkpoint  # noqa: E402
 

@@ -9,7 +9,8 @@ import pytest
 import torchvision
 from torch import nn
 
-from reportgen.diagram import LayerSpec, architecture_svg, describe_layers, format_count, group_blocks
+from reportgen.diagram import architecture_svg, format_count, group_blocks
+from reportgen.layers import LayerSpec, describe_layers
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -1,0 +1,239 @@
+"""What later stages need to know about a network's layers, for any `nn.Module`.
+
+- `describe_layers`: every executed leaf module with its kind and output shape (the diagram's input).
+- `unit_layers`: the layers whose "units" (conv channels, FC neurons) the post visualizes, by the
+  names the write-up uses (`conv1` ... `fc7`) for our architectures and by module path for others.
+- `capture` / `forward_to`: forward hooks that record layer outputs and are always removed, and a
+  forward pass that stops once the layers it needs have run (a conv1 unit never runs fc7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class LayerError(Exception):
+    """A layer name that the model does not have; the message is one line and lists known names."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One executed leaf module: what it is and what it produced."""
+
+    name: str
+    kind: str
+    type: str
+    detail: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+_KINDS: tuple[tuple[str, tuple[type[nn.Module], ...]], ...] = (
+    ("conv", (nn.Conv1d, nn.Conv2d, nn.Conv3d)),
+    ("bn", (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)),
+    ("relu", (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)),
+    ("dropout", (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)),
+    ("pool", (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+              nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+              nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)),
+    ("flatten", (nn.Flatten,)),
+    ("fc", (nn.Linear,)),
+)
+
+
+def _kind(module: nn.Module) -> str:
+    return next((kind for kind, classes in _KINDS if isinstance(module, classes)), "other")
+
+
+def _size(value: Any, dims: int) -> str:
+    """'3x3' from 3 or (3, 3); torch stores kernel sizes either way."""
+    values = value if isinstance(value, (tuple, list)) else (value,) * dims
+    return "x".join(str(v) for v in values)
+
+
+def _stride(value: Any) -> str:
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
+
+
+def _detail(module: nn.Module, kind: str, output_shape: tuple[int, ...]) -> str:
+    dims = max(len(output_shape) - 1, 1)
+    if kind == "conv":
+        return f"{_size(module.kernel_size, dims)} /{_stride(module.stride)}, {module.out_channels}"
+    if kind == "pool" and hasattr(module, "output_size"):
+        return f"out {_size(module.output_size, dims)}"
+    if kind == "pool":
+        return f"{_size(module.kernel_size, dims)} /{_stride(module.stride)}"
+    if kind == "dropout":
+        return f"p={module.p:g}"
+    if kind == "fc":
+        return str(module.out_features)
+    return ""
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        return next((t for t in map(_first_tensor, output) if t is not None), None)
+    return None
+
+
+def describe_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerSpec]:
+    """Leaf modules in execution order with output shapes, found by one forward pass on zeros."""
+    leaves = [(name or type(m).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
+    layers = [LayerSpec("input", "input", "Input", "", tuple(input_shape), 0)]
+    counted: set[nn.Module] = set()
+
+    def recorder(name: str) -> Any:
+        def record(module: nn.Module, _inputs: Any, output: Any) -> None:
+            tensor = _first_tensor(output)
+            shape = tuple(tensor.shape[1:]) if tensor is not None else ()
+            kind = _kind(module)
+            # a module called twice (resnet's shared ReLU) gets an entry per call but its weights once
+            params = 0 if module in counted else sum(
+                p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+            counted.add(module)
+            layers.append(LayerSpec(name, kind, type(module).__name__, _detail(module, kind, shape), shape, params))
+        return record
+
+    # remember each module's own mode: callers may keep parts frozen in eval mode while training
+    modes = {m: m.training for m in model.modules()}
+    handles = [m.register_forward_hook(recorder(name)) for name, m in leaves]
+    x = _zeros(model, input_shape)
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, training in modes.items():
+            m.training = training
+    return layers
+
+
+
+
+@dataclass(frozen=True)
+class UnitLayer:
+    """A layer whose output channels (conv) or features (fc) are the units the post shows."""
+
+    name: str                   # what the post calls it: "conv3", or a module path for other models
+    path: str                   # the module whose output holds the units, e.g. "conv3.relu"
+    kind: str                   # "conv" or "fc"
+    shape: tuple[int, ...]      # output shape without the batch axis: (C, H, W) or (F,)
+
+    @property
+    def units(self) -> int:
+        return self.shape[0]
+
+
+def _block_path(name: str, block: nn.Module) -> tuple[str, str] | None:
+    """(path, kind) of one of our named blocks: its rectified output, or the raw output of the last layer."""
+    children = dict(block.named_children())
+    if "conv" in children:
+        kind = "conv"
+    elif "linear" in children:
+        kind = "fc"
+    else:
+        return None
+    # the unit is what the next layer sees before pooling: after ReLU, or the class score of the output layer
+    part = "relu" if "relu" in children else ("conv" if kind == "conv" else "linear")
+    return f"{name}.{part}", kind
+
+
+def _candidate_paths(model: nn.Module) -> list[tuple[str, str, str]]:
+    """(name, path, kind) of every unit layer, before shapes are known."""
+    blocks = [(name, _block_path(name, child)) for name, child in model.named_children()
+              if isinstance(child, nn.Sequential)]
+    ours = [(name, found[0], found[1]) for name, found in blocks if found]
+    if ours:
+        return ours
+    # any other network: every conv and linear module, by module path
+    return [(path, path, "conv" if isinstance(m, nn.Conv2d) else "fc") for path, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def unit_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[UnitLayer]:
+    """The layers whose units the post visualizes, in execution order, with output shapes."""
+    candidates = _candidate_paths(model)
+    outputs = forward_to(model, _zeros(model, input_shape), [path for _, path, _ in candidates], grad=False)
+    order = list(outputs)  # forward_to returns outputs in the order they were produced
+    ranked = sorted(candidates, key=lambda c: order.index(c[1]))
+    return [UnitLayer(name, path, kind, tuple(outputs[path].shape[1:])) for name, path, kind in ranked]
+
+
+def find_layer(layers: list[UnitLayer], name: str) -> UnitLayer:
+    """The unit layer called `name` (or with that module path); LayerError naming the known ones."""
+    for layer in layers:
+        if name in (layer.name, layer.path):
+            return layer
+    raise LayerError(f"unknown layer {name!r}; known: {', '.join(layer.name for layer in layers)}")
+
+
+class _Stop(Exception):
+    """Raised inside a hook to end a forward pass once every requested layer has run."""
+
+
+@contextmanager
+def capture(model: nn.Module, paths: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of the modules at `paths` while the block runs; hooks are always removed."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = []
+    try:
+        for path in paths:
+            try:
+                module = model.get_submodule(path)
+            except AttributeError:
+                raise LayerError(f"model has no module {path!r}") from None
+            handles.append(module.register_forward_hook(_recorder(outputs, path)))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _recorder(outputs: dict[str, torch.Tensor], path: str) -> Any:
+    def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        tensor = _first_tensor(output)
+        if tensor is not None and path not in outputs:  # first call wins for modules called twice
+            outputs[path] = tensor
+    return record
+
+
+def forward_to(model: nn.Module, x: torch.Tensor, paths: list[str], grad: bool = True) -> dict[str, torch.Tensor]:
+    """Outputs of the modules at `paths` for input `x`, in the order produced; the forward pass stops
+    as soon as the last of them has run, so later layers cost nothing."""
+    wanted = set(paths)
+
+    def stop_when_done(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+        if wanted <= outputs.keys():
+            raise _Stop
+
+    with capture(model, paths) as outputs, torch.set_grad_enabled(grad):
+        stoppers = [model.get_submodule(p).register_forward_hook(stop_when_done) for p in set(paths)]
+        try:
+            model(x)
+        except _Stop:
+            pass
+        finally:
+            for handle in stoppers:
+                handle.remove()
+    missing = wanted - outputs.keys()
+    if missing:
+        raise LayerError(f"modules {sorted(missing)} did not run in the forward pass")
+    return outputs
+
+
+def _zeros(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    reference = next(model.parameters(), None)
+    floating = reference is not None and reference.is_floating_point()
+    return torch.zeros(1, *input_shape, device=reference.device if reference is not None else None,
+                       dtype=reference.dtype if floating else None)
