@@ -1,20 +1,28 @@
 """Content-addressed stage artifacts with atomic writes.
 
-A stage's artifacts live in `<cache>/<stage>/<key>/`, where the key hashes the stage's own config
-section, the keys of the artifacts it reads and the code version. A stage writes into a temporary
-sibling folder and only a finished folder, with its manifest, is renamed into place, so an
-interrupted build (Ctrl-C, kill) never leaves a folder that a later build would trust.
+A stage is declared once (`Stage`): a function `fn(folder, params, *inputs)` that writes files into
+`folder`, where `params` is the config section (or plain data) it reads and `inputs` are the
+artifacts of the stages it depends on. Its key hashes exactly those params, the keys of those
+inputs and the source of the modules it runs, and `fn` receives nothing else, so what a stage reads
+and what it is keyed on cannot drift apart.
+
+Artifacts live in `<cache>/<stage>/<key>/`. A stage writes into a temporary sibling folder and only
+a finished folder, with its manifest, is renamed into place, so an interrupted build (Ctrl-C, kill)
+never leaves a folder that a later build would trust; the next build sweeps such leftovers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
 import logging
 import os
 import platform
+import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +31,12 @@ from types import ModuleType
 from typing import Any
 
 from . import __version__
+from .progress import stage_label
 
 log = logging.getLogger("reportgen")
 MANIFEST = "manifest.json"
+_KEY = re.compile(r"[0-9a-f]{16}")
+_TMP = re.compile(r"([0-9a-f]{16})\.tmp-(\d+)")
 
 
 def source_digest(*modules: ModuleType) -> str:
@@ -33,14 +44,55 @@ def source_digest(*modules: ModuleType) -> str:
     (and only those: editing the site code does not retrain a model)."""
     digest = hashlib.sha256()
     for module in modules:
-        digest.update(Path(inspect.getfile(module)).read_bytes())
+        digest.update(module_source(module))
     return digest.hexdigest()[:16]
 
 
+def module_source(module: ModuleType) -> bytes:
+    """The bytes of a module's source file."""
+    return Path(inspect.getfile(module)).read_bytes()
+
+
+def plain(value: Any) -> Any:
+    """Config sections (dataclasses), tuples and paths as JSON data, for keys and manifests."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.metadata.get("internal")}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def stable_hash(value: Any) -> str:
-    """A short hash of JSON-able data, independent of dict order."""
-    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    """A short hash of JSON-able data (config sections included), independent of dict order."""
+    text = json.dumps(plain(value), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a file, so a replaced checkpoint or weights file invalidates what used it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A cached step of the build: `fn(folder, params, *inputs)` writes its files into `folder` and
+    may return extra manifest fields. `code` names the modules it runs besides its own."""
+
+    name: str
+    fn: Callable[..., dict[str, Any] | None]
+    code: tuple[ModuleType, ...] = ()
+
+    def modules(self) -> tuple[ModuleType, ...]:
+        return (sys.modules[self.fn.__module__], *self.code)
 
 
 @dataclass(frozen=True)
@@ -56,6 +108,12 @@ class Artifact:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    @classmethod
+    def external(cls, stage: str, path: Path) -> Artifact:
+        """A user's file (a checkpoint, weights) as an input: keyed by its content, not its name."""
+        return cls(stage, file_digest(path), path.parent, {"label": path.name, "files": [path.name],
+                                                          "file": path.name}, True, 0.0)
 
 
 def versions() -> dict[str, str]:
@@ -73,29 +131,33 @@ class Cache:
     def __init__(self, root: Path, force: bool = False) -> None:
         self.root = root
         self.force = force
+        self.used: set[Path] = set()  # artifact folders this build reached, for prune()
 
-    def run(self, stage: str, inputs: dict[str, Any], produce: Callable[[Path], dict[str, Any] | None],
-            label: str | None = None, code: tuple[ModuleType, ...] = ()) -> Artifact:
-        """Return the artifact for `inputs`, calling `produce(tmp_dir)` only on a cache miss.
+    def run(self, stage: Stage, params: Any, *inputs: Artifact, label: str | None = None,
+            runtime: dict[str, Any] | None = None) -> Artifact:
+        """The artifact of `stage` for `params` and `inputs`, calling the stage only on a cache miss.
 
-        `produce` writes its files into the folder it is given and may return extra manifest fields;
-        `code` lists the modules whose source the artifact depends on.
+        `runtime` holds settings that change how fast a stage runs, never what it writes (batch sizes):
+        they reach the stage as keyword arguments and stay out of the key.
         """
-        key = stable_hash({"stage": stage, "inputs": inputs, "version": __version__,
-                           "code": source_digest(*code)})
-        final = self.root / stage / key
+        key = stable_hash({"stage": stage.name, "params": params, "inputs": [a.key for a in inputs],
+                           "version": __version__, "code": source_digest(*stage.modules())})
+        final = self.root / stage.name / key
+        self.used.add(final)
+        label = label or stage.name
         start = time.perf_counter()
         if not self.force and (final / MANIFEST).is_file():
             manifest = json.loads((final / MANIFEST).read_text())
-            return Artifact(stage, key, final, manifest, True, time.perf_counter() - start)
+            return Artifact(stage.name, key, final, manifest, True, time.perf_counter() - start)
         tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            extra = produce(tmp) or {}
-            manifest = {"stage": stage, "label": label or stage, "key": key, "inputs": inputs,
-                        "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
+            with stage_label(label):
+                extra = stage.fn(tmp, params, *inputs, **(runtime or {})) or {}
+            manifest = {"stage": stage.name, "label": label, "key": key, "params": plain(params),
+                        "inputs": [a.key for a in inputs], "versions": versions(),
+                        "files": sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()),
                         **extra}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
             if final.exists():  # a forced rebuild replaces the old artifact
@@ -104,5 +166,49 @@ class Cache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         seconds = time.perf_counter() - start
-        log.debug("%s built in %.1fs -> %s", stage, seconds, final)
-        return Artifact(stage, key, final, manifest, False, seconds)
+        log.debug("%s built in %.1fs -> %s", stage.name, seconds, final)
+        return Artifact(stage.name, key, final, manifest, False, seconds)
+
+    def _entries(self) -> list[Path]:
+        """Folders this cache wrote: `<stage>/<key>` and `<stage>/<key>.tmp-<pid>`, nothing else."""
+        if not self.root.is_dir():
+            return []
+        return [entry for stage in self.root.iterdir() if stage.is_dir() and not stage.is_symlink()
+                for entry in stage.iterdir() if entry.is_dir() and not entry.is_symlink()
+                and (_KEY.fullmatch(entry.name) or _TMP.fullmatch(entry.name))]
+
+    def sweep(self) -> int:
+        """Remove temporary folders of builds that were killed (their process is gone); return how many."""
+        swept = 0
+        for entry in self._entries():
+            match = _TMP.fullmatch(entry.name)
+            if match and not _alive(int(match.group(2))):
+                shutil.rmtree(entry, ignore_errors=True)
+                swept += 1
+        return swept
+
+    def prune(self) -> tuple[int, int]:
+        """Remove finished entries this build did not reach; return (entries removed, bytes freed)."""
+        removed = freed = 0
+        for entry in self._entries():
+            if _KEY.fullmatch(entry.name) and (entry / MANIFEST).is_file() and entry not in self.used:
+                freed += sum(p.stat().st_size for p in entry.rglob("*") if p.is_file() and not p.is_symlink())
+                shutil.rmtree(entry)
+                removed += 1
+        for stage in self.root.iterdir() if self.root.is_dir() else []:
+            if stage.is_dir() and not stage.is_symlink() and not any(stage.iterdir()):
+                stage.rmdir()
+        return removed, freed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists but belongs to someone else
+        return True
+    return True

@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--config", type=Path, default=Path("config.toml"), help="config file (default: config.toml)")
     b.add_argument("--out", type=Path, help="output folder (default: build.out of the config)")
     b.add_argument("--force", action="store_true", help="rebuild every stage, ignoring cached artifacts")
+    b.add_argument("--prune", action="store_true",
+                   help="after the build, delete cache entries this config no longer uses and report the space freed")
     b.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
     return p
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         from .pipeline import build  # imports torch: keep `--help` and config errors instant
 
-        result = build(cfg, out=args.out.resolve() if args.out else None, force=args.force)
+        result = build(cfg, out=args.out.resolve() if args.out else None, force=args.force, prune=args.prune)
     except ConfigError as e:
         print(f"reportgen: error: {e.path}: {len(e.problems)} problem(s) in the config:", file=sys.stderr)
         for problem in e.problems:
@@ -78,5 +80,9 @@ def summary(result: BuildResult) -> str:
     lines.append(f"{'total':<28} {'':<7} {result.seconds:8.1f}")
     lines.append(f"\nSite written to {result.out} ({built} stages built, "
                  f"{len(result.stages) - built} from cache).")
+    if result.pruned is not None:
+        removed, freed = result.pruned
+        lines.append(f"Pruned {removed} unused cache entr{'y' if removed == 1 else 'ies'}, "
+                     f"freeing {freed / 1e6:.1f} MB.")
     lines.append(f"Open {result.out / 'index.html'} in a browser, or publish the folder as it is.")
     return "\n".join(lines)

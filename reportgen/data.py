@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps
 
+from .cache import Artifact
 from .config import AugmentConfig, DataConfig
 from .progress import track
 
@@ -66,12 +67,25 @@ class Dataset:
         os.replace(tmp, path)
 
     @classmethod
+    def from_artifact(cls, artifact: Artifact) -> Dataset:
+        """The dataset a data stage wrote."""
+        return cls.load(artifact.file("dataset.npz"))
+
+    @classmethod
     def load(cls, path: Path) -> Dataset:
         """Read a file written by `save`."""
         with np.load(path, allow_pickle=False) as z:
             return cls(images=z["images"], labels=z["labels"], splits=z["splits"],
                        class_names=tuple(str(n) for n in z["class_names"]),
                        skipped={str(r): int(n) for r, n in zip(z["skipped_reasons"], z["skipped_counts"], strict=True)})
+
+
+def dataset_stage(folder: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The build's data stage: `params` holds the data settings (path made absolute, augmentation left
+    out since it happens during training) and the source's fingerprint, which keys its content."""
+    dataset = load_dataset(params["data"], Path.cwd())
+    dataset.save(folder / "dataset.npz")
+    return {"skipped": dataset.skipped, "images": int(len(dataset.labels))}
 
 
 def source_fingerprint(cfg: DataConfig, root: Path) -> str:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
+from .cache import Artifact
+from .checkpoint import load_model
 from .config import EvaluateConfig
+from .data import Dataset
 
 
 class EvaluateError(Exception):
@@ -73,3 +80,17 @@ def confusion_table(probs: np.ndarray, labels: np.ndarray, class_names: tuple[st
     np.add.at(counts, (labels[~unsure], predicted[~unsure]), 1)
     uncertain = np.bincount(labels[unsure], minlength=k)
     return ConfusionTable(list(class_names), counts.tolist(), uncertain.tolist(), cfg.uncertain)
+
+
+def evaluate_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,
+                   batch_size: int = 256) -> dict[str, Any]:
+    """The build's evaluate stage: test-set probabilities and the confusion table of one model."""
+    cfg: EvaluateConfig = params["evaluate"]
+    data = Dataset.from_artifact(dataset)
+    trained = load_model(model.file(model.manifest["file"]), torch.device(params["device"]))
+    images, labels = data.part("test")
+    probs = trained.predict(images, batch_size)
+    np.savez(folder / "predictions.npz", probs=probs, labels=labels)
+    table = confusion_table(probs, labels, data.class_names, cfg)
+    (folder / "confusion.json").write_text(json.dumps(table.to_dict()))
+    return {"totals": table.totals()}

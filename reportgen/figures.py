@@ -1,62 +1,44 @@
 """Figures of section 1: sample grid, learning curves, architecture diagrams.
 
-Pure functions: arrays and checkpoints in, files out. Each figure is written as a file the site
-copies; nothing here knows about HTML.
+A drawing stage: it reads the data and each model's description (JSON written by describe.py) and
+writes PNG/SVG files the site copies. No model runs here, so a colour or size change redraws in a
+second; nothing here knows about HTML.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on build machines or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from .config import Config  # noqa: E402
+from .cache import Artifact  # noqa: E402
 from .data import Dataset  # noqa: E402
+from .describe import read_layers, read_summary  # noqa: E402
 from .diagram import architecture_svg  # noqa: E402
-from .layers import describe_layers  # noqa: E402
-from .models import parameter_count, regularizers  # noqa: E402
-from .train import load_checkpoint, model_from_checkpoint  # noqa: E402
-
-if TYPE_CHECKING:
-    from .pipeline import ModelResult
 
 # the write-up's colours: dark blue raw training accuracy, cyan smoothed, red held-out
 RAW, SMOOTH, HELD_OUT = "#1f3a93", "#17becf", "#d62728"
 
 
-def make_all(cfg: Config, dataset: Dataset, models: list[ModelResult], folder: Path) -> dict[str, Any]:
-    """Write every section-1 figure into `folder`; return what the site needs to know about each model.
-
-    This is the one stage that opens the checkpoints for the site, so the site stage only reads JSON.
-    """
-    samples_grid(dataset, cfg.site.samples_per_class, cfg.data.seed, folder / "samples.png")
+def figures_stage(folder: Path, params: dict[str, Any], dataset: Artifact, *descriptions: Artifact) -> None:
+    """Draw every section-1 figure; `params` holds the sample-grid settings and each model's display
+    name and file key, in the order of `descriptions`."""
+    samples_grid(Dataset.from_artifact(dataset), params["samples_per_class"], params["seed"],
+                 folder / "samples.png")
     curves = []
-    summaries = []
-    size, channels = dataset.images.shape[1], dataset.images.shape[3]
-    for m in models:
-        checkpoint = load_checkpoint(m.checkpoint_path)
-        metrics = checkpoint.get("metrics") or {}
-        if metrics:
-            curves.append((m.cfg.name, metrics))
-        model = model_from_checkpoint(checkpoint, torch.device("cpu"))
-        svg = architecture_svg(describe_layers(model, (channels, size, size)), m.cfg.name, parameter_count(model))
-        (folder / f"architecture-{m.cfg.key}.svg").write_text(svg, encoding="utf-8")
-        summaries.append({
-            "key": m.cfg.key, "architecture_file": f"architecture-{m.cfg.key}.svg", "arch": checkpoint["arch"],
-            "params": parameter_count(model), "regularizers": regularizers(model), "hp": checkpoint["config"],
-            "has_curves": bool(metrics), "val_acc": metrics.get("val_acc", []),
-            "train_seconds": metrics.get("train_seconds"), "device": metrics.get("device"),
-            "iterations": len(metrics.get("iter_acc", [])),
-        })
+    for model, description in zip(params["models"], descriptions, strict=True):
+        summary = read_summary(description)
+        svg = architecture_svg(read_layers(description), model["name"], summary["params"])
+        (folder / f"architecture-{model['key']}.svg").write_text(svg, encoding="utf-8")
+        if summary["metrics"]:
+            curves.append((model["name"], summary["metrics"]))
     if curves:
         learning_curves(curves, folder / "learning-curves.png")
-    return {"models": summaries}  # kept in the artifact's manifest
 
 
 def samples_grid(dataset: Dataset, per_class: int, seed: int, path: Path) -> None:

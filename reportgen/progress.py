@@ -10,12 +10,26 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from tqdm import tqdm
 
 T = TypeVar("T")
 log = logging.getLogger("reportgen")
+# the running stage's display label ("train Model I"): stages never see display names, progress does
+_LABEL: ContextVar[str] = ContextVar("stage_label", default="")
+
+
+@contextmanager
+def stage_label(label: str) -> Iterator[None]:
+    """Prefix progress shown while the block runs with `label`."""
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
 
 
 def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
@@ -24,6 +38,7 @@ def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: st
     live figures such as the running accuracy."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
+    desc = ": ".join(filter(None, (_LABEL.get(), desc)))
     if sys.stderr.isatty():
         bar = tqdm(items, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
         for item in bar:

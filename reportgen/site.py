@@ -12,9 +12,11 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import markdown
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
@@ -24,11 +26,9 @@ from . import __version__
 from .cache import Artifact, stable_hash, versions
 from .config import Config, section
 from .data import SPLITS, Dataset, augmented_train_count, split_counts
+from .describe import read_summary
 from .diagram import format_count
 from .evaluate import ConfusionTable
-
-if TYPE_CHECKING:
-    from .pipeline import ModelResult
 
 MARKER = ".reportgen-site.json"
 # a wheel installs the templates inside the package; a source checkout keeps them at the top level
@@ -39,6 +39,33 @@ TEMPLATES = next((p for p in (_HERE / "templates", _HERE.parent / "templates") i
 
 class SiteError(Exception):
     """An output folder or template problem; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What the site reads about one model: its display name and the artifacts of its stages."""
+
+    name: str
+    key: str                 # file-name-safe id derived from the display name
+    model: Artifact          # the train stage's checkpoint, or the user's checkpoint file
+    loaded: bool             # True when the config named a checkpoint instead of training
+    evaluation: Artifact
+    description: Artifact
+
+
+@dataclass(frozen=True)
+class Page:
+    """One HTML page of the site: where it goes, which template renders it, and its own context."""
+
+    path: str                # relative to the site root, with '/' separators
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> str:
+        """The relative path from this page back to the site root ('' or '../../'), so links work
+        from disk and under a GitHub Pages project sub-path alike."""
+        return "../" * self.path.count("/")
 
 
 def check_output_dir(out: Path) -> None:
@@ -143,41 +170,55 @@ def make_env(cfg: Config) -> Environment:
     return env
 
 
-def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelResult], figures: Artifact) -> None:
-    """Render the whole site into a staging folder, then publish it into `out`."""
+def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], drawings: list[Artifact]) -> None:
+    """Render every page into a staging folder, then publish it into `out`."""
     check_output_dir(out)
     env = make_env(cfg)
-    context = build_context(cfg, dataset, models, figures)
+    context = build_context(cfg, dataset, models)
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    post = f"posts/{cfg.site.slug}"
     try:
-        post_dir = staging / "posts" / cfg.site.slug
-        (post_dir / "figures").mkdir(parents=True)
-        for name in figures.manifest["files"]:
-            if name.endswith((".png", ".svg")):
-                shutil.copy2(figures.file(name), post_dir / "figures" / name)
+        (staging / post / "figures").mkdir(parents=True)
+        for art in drawings:
+            for name in art.manifest["files"]:
+                if name.endswith((".png", ".svg", ".mp4")):
+                    shutil.copy2(art.file(name), staging / post / "figures" / name)
         for static in (TEMPLATES / "static", _user_templates(cfg) / "static"):
             if static.is_dir():  # the user's static files override the built-in ones
                 shutil.copytree(static, staging / "static", dirs_exist_ok=True)
-        numbering = Numbering()
-        env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
-                           ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
-        try:
-            narrative = env.get_template("post.md.j2").render(**context)
-            body = numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
-                                                       extension_configs={"toc": {"permalink": False}}))
-            page = env.get_template("post.html").render(body=Markup(body), root="../../", **context)
-            index = env.get_template("index.html").render(root="", **context)
-        except TemplateError as e:  # a user's edited template: say where, not a traceback
-            line = getattr(e, "lineno", None)
-            where = (getattr(e, "filename", None) or "template") + (f", line {line}" if line else "")
-            raise SiteError(f"{where}: {e.message}") from None
-        (post_dir / "index.html").write_text(page, encoding="utf-8")
-        (staging / "index.html").write_text(index, encoding="utf-8")
+        with _template_errors():
+            pages = [Page(f"{post}/index.html", "post.html", {"body": _post_body(env, context)}),
+                     Page("index.html", "index.html")]
+            for page in pages:
+                html = env.get_template(page.template).render(root=page.root, **context, **page.context)
+                (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
+                (staging / page.path).write_text(html, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
         publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _post_body(env: Environment, context: dict[str, Any]) -> Markup:
+    """The narrative: Jinja renders the Markdown, Markdown the HTML, then figure numbers resolve."""
+    numbering = Numbering()
+    env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
+                       ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
+    narrative = env.get_template("post.md.j2").render(**context)
+    return Markup(numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
+                                                      extension_configs={"toc": {"permalink": False}})))
+
+
+@contextmanager
+def _template_errors() -> Iterator[None]:
+    """A user's edited template fails with its file and line, not a traceback."""
+    try:
+        yield
+    except TemplateError as e:
+        line = getattr(e, "lineno", None)
+        where = (getattr(e, "filename", None) or "template") + (f", line {line}" if line else "")
+        raise SiteError(f"{where}: {e.message}") from None
 
 
 def publish(staging: Path, out: Path) -> None:
@@ -201,11 +242,10 @@ def publish(staging: Path, out: Path) -> None:
     os.replace(tmp, marker)
 
 
-def build_context(cfg: Config, dataset: Dataset, models: list[ModelResult], figures: Artifact) -> dict[str, Any]:
+def build_context(cfg: Config, dataset: Dataset, models: list[ModelRecord]) -> dict[str, Any]:
     """Every number the templates print, measured from the artifacts."""
     split_rows = split_counts(dataset)
-    summaries = {s["key"]: s for s in figures.manifest["models"]}
-    model_rows = [_model_context(m, summaries[m.cfg.key]) for m in models]
+    model_rows = [_model_context(m) for m in models]
     best = max(model_rows, key=lambda r: r["totals"]["pct_correct"])
     augment = cfg.data.augment
     return {
@@ -229,23 +269,30 @@ def build_context(cfg: Config, dataset: Dataset, models: list[ModelResult], figu
         "best": best,
         "footer": {"versions": versions(), "config_hash": stable_hash(section(cfg)),
                    "built": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                   "seeds": {"data": cfg.data.seed, **{m.cfg.name: m.cfg.seed for m in models}}},
+                   "seeds": {"data": cfg.data.seed, **{m.name: c.seed for m, c in zip(models, cfg.models,
+                                                                                       strict=True)}}},
     }
 
 
-def _model_context(m: ModelResult, summary: dict[str, Any]) -> dict[str, Any]:
-    """The figures stage's summary of a model plus its confusion table, for the templates."""
+def _model_context(m: ModelRecord) -> dict[str, Any]:
+    """A model's description and confusion table, as the templates read them."""
+    summary = read_summary(m.description)
     confusion = ConfusionTable(**json.loads(m.evaluation.file("confusion.json").read_text()))
     rows = [{"name": name, "counts": confusion.counts[i], "uncertain": confusion.uncertain[i],
              "total": confusion.row_totals[i], "percents": confusion.row_percents(i)}
             for i, name in enumerate(confusion.class_names)]
-    val_acc = [a for a in summary["val_acc"] if a == a]  # NaN when there was no validation split
+    metrics = summary["metrics"]
+    val_acc = [a for a in metrics.get("val_acc", []) if a == a]  # NaN when there was no validation split
     best_val = max(val_acc, default=None)
     return {
         **summary,
-        "name": m.cfg.name,
-        "loaded": m.checkpoint is None,
-        "checkpoint": m.checkpoint_path.name,
+        "name": m.name,
+        "key": m.key,
+        "architecture_file": f"architecture-{m.key}.svg",
+        "has_curves": bool(metrics),
+        "val_acc": metrics.get("val_acc", []),
+        "loaded": m.loaded,
+        "checkpoint": m.model.manifest["file"] if m.loaded else "",
         "best_val": best_val,
         # first epoch within one accuracy point of the best: how fast a model converges
         "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None)

@@ -1,4 +1,8 @@
-"""Training (SGD with momentum and step-down learning rate, as in the write-up) and checkpoints."""
+"""Training (SGD with momentum and step-down learning rate, as in the write-up); writes checkpoints.
+
+Only the build's train stage imports this module: everything downstream reads checkpoints through
+checkpoint.py, so editing the training loop retrains and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -11,46 +15,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cache import versions
-from .config import AugmentConfig, ModelConfig, section
+from .cache import Artifact, plain, versions
+from .checkpoint import CHECKPOINT_FORMAT, Normalizer, predict, save_checkpoint
+from .config import AugmentConfig, ModelConfig
 from .data import Augmenter, Dataset
-from .models import ModelError, create_model
+from .models import create_model
 from .progress import track
 
 log = logging.getLogger("reportgen")
-CHECKPOINT_FORMAT = "reportgen-checkpoint-1"
 
 
-def pick_device(choice: str) -> torch.device:
-    """'auto' means CUDA when available, else CPU."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ModelError("build.device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
+def train_stage(folder: Path, params: dict[str, Any], dataset: Artifact, *weights: Artifact) -> dict[str, Any]:
+    """The build's train stage: `params` holds the model's training settings (no display name), the
+    augmentation settings and the device; `weights` optionally a torchvision state_dict to start from."""
+    start_from = weights[0].file(weights[0].manifest["file"]) if weights else None
+    checkpoint = train(params["model"], params["augment"], Dataset.from_artifact(dataset),
+                       torch.device(params["device"]), start_from)
+    save_checkpoint(checkpoint, folder / "checkpoint.pt")
+    return {"file": "checkpoint.pt", "final_val_acc": checkpoint["metrics"]["val_acc"][-1]}
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 NHWC images, on the [0, 1] scale."""
     x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
     return x.mean(0).tolist(), np.maximum(x.std(0), 1e-3).tolist()
-
-
-class Normalizer:
-    """uint8 NHWC arrays -> normalized float NCHW tensors with the training set's statistics."""
-
-    def __init__(self, mean: list[float], std: list[float], device: torch.device) -> None:
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        self.device = device
-
-    def unit(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC -> float NCHW in [0, 1] on the device."""
-        x = torch.as_tensor(images).to(self.device, non_blocking=True)
-        return x.permute(0, 3, 1, 2).float().div_(255.0)
-
-    def __call__(self, unit: torch.Tensor) -> torch.Tensor:
-        return (unit - self.mean) / self.std
 
 
 def smooth(values: list[float], span: int) -> list[float]:
@@ -60,17 +48,6 @@ def smooth(values: list[float], span: int) -> list[float]:
         acc = v if acc is None else alpha * v + (1 - alpha) * acc
         out.append(acc)
     return out
-
-
-def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities (N, classes) of `model` in eval mode for uint8 NHWC images."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            logits = model(norm(norm.unit(images[i:i + batch_size])))
-            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Normalizer) -> float:
@@ -113,8 +90,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         batches = range(0, len(order), cfg.batch_size)
         live: dict[str, str] = {}
         model.train()
-        for i in track(batches, desc=f"train {cfg.name} epoch {epoch}/{cfg.epochs}", unit="batch",
-                       postfix=live):
+        for i in track(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", postfix=live):
             idx = torch.from_numpy(order[i:i + cfg.batch_size])
             if len(idx) < 2 and batch_norm_1d:
                 continue  # batch norm cannot normalize a single sample
@@ -131,7 +107,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
             live["acc"] = f"{np.mean(iter_acc[-20:]):.3f}"
         epoch_iters.append(len(iter_acc))
         val_acc.append(accuracy(model, x_val, y_val, norm))
-        log.info("%s epoch %d/%d: train acc %.3f, held-out acc %.3f", cfg.name, epoch, cfg.epochs,
+        log.info("epoch %d/%d: train acc %.3f, validation acc %.3f", epoch, cfg.epochs,
                  float(np.mean(iter_acc[-max(1, len(batches)):])), val_acc[-1])
     per_epoch = max(1, epoch_iters[0])
     metrics = {
@@ -146,42 +122,5 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
     }
     return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": arch_kwargs,
             "class_names": list(data.class_names), "normalization": {"mean": mean, "std": std},
-            "config": section(cfg), "metrics": metrics, "versions": versions(),
+            "config": plain(cfg), "metrics": metrics, "versions": versions(),
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
-
-
-def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
-    torch.save(checkpoint, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a reportgen checkpoint; one-line ModelError when the file is not one."""
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many unrelated types for a non-checkpoint file
-        raise ModelError(f"{path}: not a readable checkpoint ({e.__class__.__name__})") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a reportgen checkpoint (expected format {CHECKPOINT_FORMAT!r}, "
-                         "as written by `reportgen build`)")
-    return checkpoint
-
-
-def model_from_checkpoint(checkpoint: dict[str, Any], device: torch.device) -> nn.Module:
-    """Rebuild the network a checkpoint describes and load its weights, in eval mode."""
-    model = create_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval()
-
-
-def check_compatible(checkpoint: dict[str, Any], data: Dataset, where: str) -> None:
-    """A loaded checkpoint must classify the same classes at the same input shape as the data."""
-    kwargs = checkpoint["arch_kwargs"]
-    want = {"class_names": list(data.class_names), "image_size": data.images.shape[1],
-            "in_channels": data.images.shape[3]}
-    have = {"class_names": checkpoint["class_names"], "image_size": kwargs["image_size"],
-            "in_channels": kwargs["in_channels"]}
-    for name in want:
-        if want[name] != have[name]:
-            raise ModelError(f"{where}: checkpoint has {name} = {have[name]!r} but the data has {want[name]!r}")

@@ -7,33 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reportgen import pipeline
+from reportgen import cache, figures, pipeline
 from reportgen.config import load_config
 from reportgen.site import MARKER, SiteError
 
 
-@pytest.fixture
-def counted_training(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record which models get trained (the expensive step)."""
-    trained: list[str] = []
-    real = pipeline.train
-
-    def train(cfg, *args, **kwargs):
-        trained.append(cfg.name)
-        return real(cfg, *args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "train", train)
-    return trained
+def built(result: pipeline.BuildResult) -> list[str]:
+    """Labels of the stages a build ran rather than took from the cache, from its own stage records."""
+    return [a.manifest.get("label", a.stage) for a in result.stages if not a.cached]
 
 
 def post_html(site: Path) -> str:
     return (site / "posts" / "visualizing-two-cnns" / "index.html").read_text()
 
 
-def test_end_to_end_build_writes_section_one(tiny_config: Path, counted_training: list[str]) -> None:
+def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
     result = pipeline.build(load_config(tiny_config))
     site = tiny_config.parent / "site"
-    assert result.out == site and counted_training == ["Model I", "Model II"]
+    assert result.out == site and "train Model I" in built(result) and "train Model II" in built(result)
     html = post_html(site)
     # numbered figures and tables, with every cross-reference resolved
     for label in ("Figure 1.", "Figure 2.", "Figure 3.", "Table 1.", "Table 2.", "Table 3.", "Table 4."):
@@ -59,36 +50,61 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path, counted_training
     assert f"({correct} / " in html
 
 
-def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path,
-                                                                      counted_training: list[str]) -> None:
-    pipeline.build(load_config(tiny_config))
-    again = pipeline.build(load_config(tiny_config))
-    assert counted_training == ["Model I", "Model II"]
-    assert [a.stage for a in again.stages if not a.cached] == ["site"]
+def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
+    first = pipeline.build(load_config(tiny_config))
+    assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
+                            "evaluate Model II", "describe Model II", "figures", "site"]
+    assert built(pipeline.build(load_config(tiny_config))) == ["site"]
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
-    assert [a.stage for a in retitled.stages if not a.cached] == ["site"]
+    assert built(retitled) == ["site"]
     assert "New title" in post_html(tiny_config.parent / "site")
     stricter = pipeline.build(load_config(tiny_config, overrides={"evaluate.threshold": 0.9}))
-    rebuilt = [a.manifest.get("label") for a in stricter.stages if not a.cached]
-    assert rebuilt == ["evaluate Model I", "evaluate Model II", "site"]  # no retraining, no redrawn figures
+    assert built(stricter) == ["evaluate Model I", "evaluate Model II", "site"]  # no retraining, no redrawing
+    faster = pipeline.build(load_config(tiny_config, overrides={"evaluate.batch_size": 7}))
+    assert built(faster) == ["site"]  # a batch size changes speed, not results
 
 
-def test_changing_one_model_retrains_only_that_model(tiny_config: Path, counted_training: list[str]) -> None:
+def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config))
+    tiny_config.write_text(tiny_config.read_text().replace('name = "Model II"', 'name = "The deep one"'))
+    result = pipeline.build(load_config(tiny_config))
+    assert built(result) == ["figures", "site"]
+    assert "The deep one" in post_html(tiny_config.parent / "site")
+
+
+def test_editing_drawing_code_redraws_without_running_a_model(tiny_config: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline.build(load_config(tiny_config))
+    real = cache.module_source
+    monkeypatch.setattr(cache, "module_source",
+                        lambda module: real(module) + (b"# a new colour" if module is figures else b""))
+    assert built(pipeline.build(load_config(tiny_config))) == ["figures", "site"]
+
+
+def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config))
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config))
-    assert counted_training == ["Model I", "Model II", "Model II"]
-    rebuilt = [a.manifest.get("label") for a in result.stages if not a.cached]
-    assert rebuilt == ["train Model II", "evaluate Model II", "figures", "site"]
+    assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures", "site"]
 
 
-def test_checkpoint_entry_is_loaded_not_trained(tiny_config: Path, counted_training: list[str]) -> None:
+def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config))
+    tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
+    result = pipeline.build(load_config(tiny_config), prune=True)
+    removed, freed = result.pruned
+    # the old Model II: its checkpoint, evaluation, description, and the figures that drew it
+    assert removed == 4 and freed > 0
+    assert built(pipeline.build(load_config(tiny_config))) == ["site"]
+
+
+def test_checkpoint_entry_is_loaded_not_trained(tiny_config: Path) -> None:
     first = pipeline.build(load_config(tiny_config))
     checkpoint = next(a for a in first.stages if a.stage == "train").file("checkpoint.pt")
     text = tiny_config.read_text().replace('arch = "model1"', f'arch = "model1"\ncheckpoint = "{checkpoint}"')
     tiny_config.write_text(text)
-    pipeline.build(load_config(tiny_config), force=True)
-    assert counted_training == ["Model I", "Model II", "Model II"]
+    result = pipeline.build(load_config(tiny_config), force=True)
+    assert "train Model I" not in built(result) and "train Model II" in built(result)
     assert "checkpoint.pt" in post_html(tiny_config.parent / "site")
 
 
@@ -110,14 +126,14 @@ def test_failed_build_leaves_previous_site_and_user_files(tiny_config: Path) -> 
     assert not list(tiny_config.parent.glob(".site.staging-*"))
 
 
-def test_refuses_a_folder_it_did_not_write(tiny_config: Path, counted_training: list[str]) -> None:
+def test_refuses_a_folder_it_did_not_write(tiny_config: Path) -> None:
     foreign = tiny_config.parent / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     with pytest.raises(SiteError, match="not empty and was not written by reportgen"):
         pipeline.build(load_config(tiny_config), out=foreign)
     assert (foreign / "thesis.tex").read_text() == "precious"
-    assert counted_training == []  # refused before any training
+    assert not (tiny_config.parent / "cache").exists()  # refused before any stage ran
 
 
 def test_folder_source_with_the_group_uncertainty_rule(tmp_path: Path) -> None:
