@@ -232,3 +232,56 @@ def test_site_works_under_a_project_subpath(browser: Browser, served_site: str, 
     # kept for a person to look at (pytest keeps the last few tmp_path folders); named in the JUnit XML
     assert screenshot.stat().st_size > 0
     record_property("screenshot", str(screenshot))
+
+
+# Run on every page: the links a reader can follow, and the ids the page defines.
+_LINKS_AND_IDS = """() => ({
+  links: Array.from(document.querySelectorAll("a[href]"), a => a.href),
+  ids: Array.from(document.querySelectorAll("[id]"), e => e.id),
+})"""
+
+
+def test_every_page_and_every_link_between_pages_resolves(browser: Browser, site: Path) -> None:
+    """Crawl from the home page through every page of the site, as a reader clicking every link would:
+    each page loads with no console error, and each link reaches a page (and an element) that exists."""
+    root = site.as_uri() + "/"
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root)
+                  else (errors.append(f"request outside the site: {route.request.url}"), route.abort())[1])
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    ids: dict[str, set[str]] = {}
+    links: list[tuple[str, str]] = []
+    queue = [root + "index.html"]
+    try:
+        while queue:
+            url = queue.pop()
+            if url in ids:
+                continue
+            page.goto(url)
+            found = page.evaluate(_LINKS_AND_IDS)
+            ids[url] = set(found["ids"])
+            for href in found["links"]:
+                target = href.split("#")[0]
+                if target.startswith(root):
+                    links.append((url, href))
+                    if target.endswith(".html"):
+                        queue.append(target)
+    finally:
+        context.close()
+    assert not errors, errors
+    assert root + POST in ids and len(ids) >= 2
+    broken = []
+    for source, href in links:
+        target, _, anchor = href.partition("#")
+        if target.endswith(".html"):
+            if anchor and anchor not in ids[target]:
+                broken.append(f"{source} -> {href} (no element #{anchor})")
+        elif not Path(target.removeprefix("file://")).exists():
+            broken.append(f"{source} -> {href} (no such file)")
+    assert not broken, broken
+    home_links = [href for source, href in links if source == root + POST and href.split("#")[0] == root + "index.html"]
+    assert home_links, "the post does not link back to the home page"

@@ -1,0 +1,49 @@
+"""Site pieces: figure/table numbering and cross-references, page roots, publishing."""
+
+import pytest
+
+from reportgen.site import Numbering, Page, SiteError
+
+
+def test_figures_and_tables_are_numbered_separately_in_order_of_appearance() -> None:
+    numbering = Numbering()
+    early = numbering.ref("curves")  # a reference may come before its target
+    assert numbering.add("Figure", "samples") == 1
+    assert numbering.add("Table", "splits") == 1
+    assert numbering.add("Figure", "curves") == 2
+    html = numbering.resolve(f"<p>See {early} and {numbering.ref('splits')}.</p>")
+    assert html == ('<p>See <a class="xref" href="#figure-curves">Figure 2</a> and '
+                    '<a class="xref" href="#table-splits">Table 1</a>.</p>')
+
+
+def test_a_reference_to_a_missing_id_names_it_and_the_known_ones() -> None:
+    numbering = Numbering()
+    numbering.add("Figure", "samples")
+    token = numbering.ref("nowhere")
+    with pytest.raises(SiteError, match="unknown figure or table 'nowhere'; known: samples"):
+        numbering.resolve(token)
+
+
+def test_an_id_used_twice_is_an_error() -> None:
+    numbering = Numbering()
+    numbering.add("Figure", "samples")
+    with pytest.raises(SiteError, match="figure id 'samples' is used twice"):
+        numbering.add("Figure", "samples")
+
+
+def test_citations_number_in_order_of_first_citation() -> None:
+    numbering = Numbering()
+    assert "[1]" in numbering.cite("b") and "[2]" in numbering.cite("a") and "[1]" in numbering.cite("b")
+    assert numbering.cited == ["b", "a"]
+
+
+def test_held_blocks_survive_markdown_untouched() -> None:
+    numbering = Numbering()
+    token = numbering.hold("<figure>*not emphasis*</figure>")
+    assert numbering.resolve(f"<p>{token.strip()}</p>") == "<figure>*not emphasis*</figure>"
+
+
+@pytest.mark.parametrize(("path", "root"), [("index.html", ""), ("posts/slug/index.html", "../../"),
+                                            ("posts/slug/atlas/model-i/conv1.html", "../../../../")])
+def test_each_page_links_back_to_the_root_from_its_own_depth(path: str, root: str) -> None:
+    assert Page(path, "post.html").root == root
