@@ -45,13 +45,14 @@ def _zero_smallest(x: torch.Tensor, score: torch.Tensor, pct: float) -> torch.Te
     """Zero (all channels of) the `pct` percent of pixels with the smallest `score` (N, H, W), per row.
 
     Exactly round(pct% of H*W) pixels per row, chosen by rank rather than by a threshold, so ties
-    cannot zero more or fewer than asked.
+    cannot zero more or fewer than asked; a stable sort breaks ties by position, the same way
+    whatever else is in the batch (topk's choice among ties depends on the tensor's size).
     """
     n, _, h, w = x.shape
     k = int(round(pct / 100.0 * h * w))
     if k <= 0:
         return x
-    smallest = torch.topk(score.reshape(n, h * w), k, dim=1, largest=False).indices
+    smallest = torch.sort(score.reshape(n, h * w), dim=1, stable=True).indices[:, :k]
     keep = torch.ones(n, h * w, device=x.device, dtype=x.dtype).scatter_(1, smallest, 0.0)
     return x * keep.view(n, 1, h, w)
 

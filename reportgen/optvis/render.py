@@ -50,6 +50,9 @@ class Settings:
     init_std: float = 0.5       # standard deviation of the starting noise, in input-std units
     init_blur: float = 1.0      # sigma in pixels of the blur applied to the starting noise
     clamp: bool = True          # keep pixels within the displayable range [0, 1] after each step
+    redirect_relu: bool = True  # where a ReLU module passes no gradient at all for a row, pass the gradient that
+    #                             would raise its negative inputs (Lucid's redirected ReLU), so a unit that starts
+    #                             at 0 on the noise can still rise; the forward pass is unchanged
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +146,44 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
+class _RedirectedReLU(torch.autograd.Function):
+    """max(x, 0) whose backward, for a row where the true gradient is zero everywhere, lets through
+    the components that would raise x (never those that would push a negative x further down)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        normal = grad * (x > 0)
+        # the loss is -objective: a positive gradient would lower the input
+        redirected = torch.where((x <= 0) & (grad > 0), torch.zeros_like(grad), grad)
+        blocked = normal.flatten(1).abs().amax(dim=1) == 0
+        return torch.where(blocked.view(-1, *[1] * (x.dim() - 1)), redirected, normal)
+
+
+@contextmanager
+def redirected_relus(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Every `nn.ReLU` module of the model backpropagates as `_RedirectedReLU` inside the block (made
+    out-of-place for the while, as the hook recomputes from the input); hooks always removed."""
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)] if enabled else []
+    inplace = {m: m.inplace for m in relus}
+    handles = []
+    try:
+        for m in relus:
+            m.inplace = False
+            handles.append(m.register_forward_hook(lambda _m, inputs, _out: _RedirectedReLU.apply(inputs[0])))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, flag in inplace.items():
+            m.inplace = flag
+
+
 def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     reference = next(model.parameters(), None)
     if reference is None or not reference.is_floating_point():
@@ -178,6 +219,12 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
     `extra` is added to every row's unit objective (e.g. `image_l2(0.1)`); records always report the
     plain unit activation. A unit is flat when reached - start < flat_margin * max(|start|, best real
     activation, 1e-6): the optimization failed to raise it by a useful amount.
+
+    Batch composition changes nothing in the algorithm (noise, jitter, regularizers are per row), but
+    kernels may round differently for different batch sizes (~1e-7). That stays invisible unless a
+    discrete choice amplifies it: with the Fourier parameterization and percentile clipping, cleared
+    pixels come back from the FFT at ~1e-8 rather than 0, and those rounding differences then settle
+    max-pool ties, so the same unit alone and in a batch may reach different (equally valid) images.
     """
     settings = settings or Settings()
     units_ = list(units_)
@@ -238,17 +285,19 @@ def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple
     param = make_param(settings.param, init)
     optimizer = torch.optim.Adam(param.params, lr=settings.lr)
     want_grad = settings.contrib_clip_pct > 0
-    for step in range(settings.steps):
-        optimizer.zero_grad(set_to_none=True)
-        image = param.image_fn()
-        if want_grad and not image.is_leaf:
-            image.retain_grad()
-        seen = roll_rows(image, shifts[:, step]) if settings.jitter > 0 else image
-        # rows are independent, so the sum's gradient is each row's own gradient
-        (-objective(forward_to(model, seen, paths), seen).sum()).backward()
-        optimizer.step()
-        with torch.no_grad():
-            param.set_image(_project(param.image_fn(), image.grad if want_grad else None, step, settings, bounds))
+    with redirected_relus(model, settings.redirect_relu):
+        for step in range(settings.steps):
+            optimizer.zero_grad(set_to_none=True)
+            image = param.image_fn()
+            if want_grad and not image.is_leaf:
+                image.retain_grad()
+            seen = roll_rows(image, shifts[:, step]) if settings.jitter > 0 else image
+            # rows are independent, so the sum's gradient is each row's own gradient
+            (-objective(forward_to(model, seen, paths), seen).sum()).backward()
+            optimizer.step()
+            with torch.no_grad():
+                grad = image.grad if want_grad else None
+                param.set_image(_project(param.image_fn(), grad, step, settings, bounds))
 
     with torch.no_grad():
         final = param.image_fn().detach()
