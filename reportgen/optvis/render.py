@@ -158,10 +158,12 @@ class _RedirectedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        normal = grad * (x > 0)
-        # the loss is -objective: a positive gradient would lower the input
-        redirected = torch.where((x <= 0) & (grad > 0), torch.zeros_like(grad), grad)
-        blocked = normal.flatten(1).abs().amax(dim=1) == 0
+        normal = torch.ops.aten.threshold_backward(grad, x, 0.0)  # ReLU's own fused backward
+        blocked = ~normal.flatten(1).any(dim=1)
+        if not bool(blocked.any()):  # the usual case after the first steps: an ordinary ReLU backward
+            return normal
+        # the loss is -objective: a positive gradient would push a negative input further down
+        redirected = grad * ((x > 0) | (grad <= 0))
         return torch.where(blocked.view(-1, *[1] * (x.dim() - 1)), redirected, normal)
 
 
