@@ -1,13 +1,13 @@
 """Preferred-input throughput: the batched optvis engine against a one-unit loop and torch-lucent.
 
-Prints unit-steps per second (units x gradient steps / wall seconds) for the same model, units and
+Prints unit-steps per second (units x gradient steps / seconds, wall and CPU) for the same model, units and
 steps, the chunk-size sweep behind `optvis.DEFAULT_CHUNK_SIZE`, and the same at write-up size.
 Run from the repository root:
 
     PYTHONPATH=. python benchmarks/optvis.py            # about 5 minutes on 2 shared CPU cores
     PYTHONPATH=. python benchmarks/optvis.py --quick    # a smoke run, a minute
 
-torch-lucent is optional (`pip install torch-lucent==0.1.8`, the `bench` extra); without it that
+torch-lucent is optional, for this script only (`pip install torch-lucent==0.1.8`); without it that
 row says why. Timings on a machine shared with other jobs are noisy: compare ratios, not seconds.
 """
 
