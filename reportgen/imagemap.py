@@ -192,6 +192,11 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     return text + "…"
 
 
+def _distance(value: float) -> str:
+    """A distance short enough for a thumbnail's width, without exponent notation: 1172, 41.3, 0.0521."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def draw_neighbours(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], queries: np.ndarray,
                     indices: np.ndarray, distances: np.ndarray, predictions: np.ndarray | None = None,
                     thumb: int = 64) -> Image.Image:
@@ -226,7 +231,8 @@ def draw_neighbours(images: np.ndarray, labels: np.ndarray, class_names: Sequenc
             canvas.paste(Image.fromarray(thumbs[q_count + row * k + j]), (left, top))
             draw.text((left, top + thumb + 2), _fit(draw, class_names[int(labels[idx])], font, cell_w - 2),
                       fill=colors[int(labels[idx])], font=font)
-            draw.text((left, top + thumb + 2 + line), f"d {distances[row, j]:.3g}", fill=_MUTED, font=font)
+            distance = "d " + _distance(float(distances[row, j]))
+            draw.text((left, top + thumb + 2 + line), distance, fill=_MUTED, font=font)
         draw.line([(pad + cell_w + gap // 2, top), (pad + cell_w + gap // 2, top + thumb)], fill=_MUTED, width=1)
     return canvas
 

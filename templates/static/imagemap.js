@@ -74,21 +74,27 @@
   buildIndex();
 
   // ---- sprite sheets ----
-  var sheets = data.sprites.files.map(function (file) {
+  var loaded = data.sprites.files.map(function () { return false; });
+  var sheets = data.sprites.files.map(function (file, k) {
     var img = new Image();
-    img.onload = requestDraw;
+    img.onload = function () { loaded[k] = true; requestDraw(); };
     img.src = file;
     return img;
   });
-  function spriteOf(i) {
-    var sheet = Math.floor(i / data.sprites.per_sheet), j = i % data.sprites.per_sheet;
-    return { img: sheets[sheet], sx: (j % data.sprites.cols) * T, sy: Math.floor(j / data.sprites.cols) * T };
+  // where each thumbnail lies in its sheet, computed once: drawing 70K images a frame must not allocate
+  var spriteSheet = new Int32Array(n), spriteX = new Int32Array(n), spriteY = new Int32Array(n);
+  for (var s = 0; s < n; s++) {
+    var j = s % data.sprites.per_sheet;
+    spriteSheet[s] = Math.floor(s / data.sprites.per_sheet);
+    spriteX[s] = (j % data.sprites.cols) * T;
+    spriteY[s] = Math.floor(j / data.sprites.cols) * T;
   }
+  function spriteOf(i) { return { img: sheets[spriteSheet[i]], sx: spriteX[i], sy: spriteY[i] }; }
   function ready(img) { return img && img.complete && img.naturalWidth > 0; }
 
   // ---- view: screen = world * scale + offset (CSS pixels) ----
   var view = { scale: 1, ox: 0, oy: 0 };
-  var dpr = 1, cssW = 1, cssH = 1, fitScale = 1;
+  var dpr = 1, cssW = 1, cssH = 1, fitScale = 1, fitted = false;
   var hovered = -1, selected = -1, keyboardMode = false;
 
   function resize() {
@@ -97,9 +103,8 @@
     cssH = Math.max(1, canvas.clientHeight);
     canvas.width = Math.round(cssW * dpr);
     canvas.height = Math.round(cssH * dpr);
-    var first = fitScale === 1 && view.scale === 1 && view.ox === 0;
     fitScale = Math.min(cssW / W, cssH / H) * 0.96;
-    if (first) reset(); else requestDraw();
+    if (!fitted) { fitted = true; reset(); } else requestDraw();
   }
   function reset() {
     view.scale = fitScale;
@@ -133,9 +138,9 @@
     for (var i = 0; i < n; i++) {
       var sx = pos.x[i] * view.scale + view.ox, sy = pos.y[i] * view.scale + view.oy;
       if (sx > cssW || sy > cssH || sx + size < 0 || sy + size < 0) continue;
-      var sprite = size >= MIN_THUMB_PX ? spriteOf(i) : null;
-      if (sprite && ready(sprite.img)) {
-        ctx.drawImage(sprite.img, sprite.sx, sprite.sy, T, T, sx, sy, size, size);
+      var img = size >= MIN_THUMB_PX ? sheets[spriteSheet[i]] : null;
+      if (img && loaded[spriteSheet[i]]) {
+        ctx.drawImage(img, spriteX[i], spriteY[i], T, T, sx, sy, size, size);
       } else {
         ctx.fillStyle = data.colors[data.label[i]];
         ctx.fillRect(sx, sy, Math.max(size, 1), Math.max(size, 1));
