@@ -69,3 +69,64 @@ def test_schedules_speed_up_and_padding_centres() -> None:
     assert repeats[0] == 20 and repeats[-1] == 2 and repeats.sum() == round(sum(durations) * 25)
     padded = pad_frame(np.full((17, 16, 1), 9, np.uint8), color=(1, 2, 3))
     assert padded.shape == (32, 16, 3) and (padded[6] == (1, 2, 3)).all() and (padded[7] == 9).all()
+
+
+def test_frame_cells_follow_per_layer_ranges_and_wrap() -> None:
+    from reportgen.frames import BACKGROUND, BAR, BAR_TRUE, ResponseMovie, hot_colormap
+
+    movie = ResponseMovie([("conv1", 5), ("fc$6$", 70)], ["a", "b"], (4, 4, 1), np.array([[0, 2], [-1, 1]]),
+                          cell=5, gap=2, columns=64, image_side=16)
+    assert movie.size[0] % 16 == 0 and movie.size[1] % 16 == 0
+    values = np.concatenate([[0, 1, 2, 4, -3], np.linspace(-1, 1, 70)]).astype(np.float32)
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4, 1) * 16
+    frame = movie.frame(image, np.array([0.25, 0.75]), values, label=0)
+    lut = hot_colormap()
+
+    def colour(layer: int, unit: int, dy: int = 0, dx: int = 0) -> tuple[int, ...]:
+        y, x = movie.cell_at(layer, unit)
+        return tuple(int(v) for v in frame[y + dy, x + dx])
+
+    assert colour(0, 0) == tuple(lut[0]) and colour(0, 2) == colour(0, 3) == tuple(lut[255])
+    assert colour(0, 1) == tuple(lut[127]) and colour(0, 4, 4, 4) == tuple(lut[0])  # below the range: black
+    assert colour(1, 69) == tuple(lut[255]) and movie.cell_at(1, 69)[0] > movie.cell_at(1, 63)[0]  # wrapped
+    assert movie.cell_at(1, 64) == (movie.cell_at(1, 0)[0] + 7, movie.cell_at(1, 0)[1])
+    assert colour(0, 0, 5, 5) == BACKGROUND and colour(1, 64, 0, 6) == BACKGROUND  # gaps stay background
+    y, x = movie.image_at  # the input scaled up 4x, pixel by pixel
+    assert (frame[y:y + 4, x:x + 4] == 0).all() and (frame[y + 12:y + 16, x + 12:x + 16] == 240).all()
+    first, second = movie.bar_rows
+    assert (frame[first + 2, movie.bar_x:movie.bar_x + 22] == BAR_TRUE).all()  # 25% of 90 px, the true class
+    assert (frame[second + 2, movie.bar_x:movie.bar_x + 67] == BAR).all()
+
+
+def test_hostile_names_are_drawn_literally_on_one_line() -> None:
+    from reportgen.frames import fit, printable, text_sprite
+
+    assert printable("a\nb\t$x$\u202e") == "a\\nb\\t$x$\\u202e"
+    long = fit("$\\frac{1}{2}$ " * 20, 80)
+    assert long.startswith("$\\frac{1}{2}$") and long.endswith("…")
+    sprite = text_sprite("$\\frac{1}{2}$ <script>", 80, 13)
+    assert sprite.shape == (13, 80, 3) and (sprite != sprite[0, 0]).any()
+
+
+def test_response_frames_follow_the_kept_order_and_encode(tmp_path: Path) -> None:
+    import torch
+
+    from reportgen.frames import response_frames
+    from reportgen.models import create_model
+    from reportgen.responses import record_responses
+
+    torch.manual_seed(0)
+    model = create_model("model1", in_channels=1, image_size=16, num_classes=3, width=0.125)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 16, 16, 1), dtype=np.uint8)
+    rec = record_responses(model, images, np.array([0, 1, 2, 0, 1, 2]), [0.5], [0.25], class_names=["x", "y", "z"],
+                           keep=[4, 1, 5], batch_size=6)
+    movie, frames = response_frames(rec, images, title="Model I")
+    frames = list(frames)
+    y, x = movie.image_at
+    s = movie.scale_by
+    for frame, index in zip(frames, [4, 1, 5], strict=True):
+        assert (frame[y:y + 16 * s:s, x:x + 16 * s:s, 0] == images[index, :, :, 0]).all()
+    info = write_mp4(frames, tmp_path / "r.mp4", accelerating_durations(3, 0.2, 0.04), tmp_path / "r.png")
+    assert len(_decode(tmp_path / "r.mp4")) == info.frames == 5 + 2 + 1  # 0.2 s, 0.09 s, 0.04 s at 25 fps
+    assert info.size == movie.size
