@@ -34,7 +34,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import LayerError, ReceptiveField, UnitLayer, find_layer, forward_to, receptive_box, unit_layers
+from .layers import (
+    LayerError,
+    ReceptiveField,
+    UnitLayer,
+    _first_tensor,
+    find_layer,
+    forward_to,
+    receptive_box,
+    unit_layers,
+)
 
 FORMAT = "reportgen.responses/1"
 DEFAULT_K = 9
@@ -159,10 +168,9 @@ class _Accumulator:
 
     def update(self, output: torch.Tensor, indices: np.ndarray, onehot: np.ndarray) -> None:
         a = output.detach().float()
-        if a.dim() == 3:
-            a = a.unsqueeze(2)
         if a.dim() not in (2, 4) or tuple(a.shape[1:]) != self.layer.shape:
-            raise LayerError(f"layer {self.layer.name!r} produced {tuple(a.shape[1:])}, expected {self.layer.shape}")
+            raise LayerError(f"layer {self.layer.name!r} produced {tuple(a.shape[1:])}; only (C,) and (C, H, W) "
+                             f"outputs are recorded, expected {self.layer.shape}")
         flat = a.reshape(a.shape[0], a.shape[1], -1)
         peak_t, where_t = flat.max(dim=2)  # first maximum in row-major order, like np.argmax
         peak, where = peak_t.cpu().numpy(), where_t.cpu().numpy()
@@ -265,6 +273,8 @@ def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, m
         raise ValueError(f"expected uint8 NHWC images with one label each, got {images.dtype} {images.shape} "
                          f"and {len(labels)} labels")
     classes = len(class_names)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     if len(labels) and (labels.min() < 0 or labels.max() >= classes):
         raise ValueError(f"labels must lie in 0..{classes - 1} for {classes} class names")
     keep_idx = np.asarray(keep, dtype=np.int64).reshape(-1)
@@ -282,8 +292,7 @@ def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, m
             def run(_module: nn.Module, _inputs: Any, output: Any) -> None:
                 if not acc.done:  # a module called twice per forward counts once, like `capture`
                     acc.done = True
-                    tensor = output if isinstance(output, torch.Tensor) else output[0]
-                    acc.update(tensor, batch["indices"], batch["onehot"])
+                    acc.update(_first_tensor(output), batch["indices"], batch["onehot"])
             return run
 
         probs = []
@@ -297,7 +306,7 @@ def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, m
                     batch["onehot"] = np.eye(classes)[labels[start:stop]]
                     for acc in accumulators:
                         acc.done = False
-                    out = model(normalize(images[start:stop], mean, std, device))
+                    out = _first_tensor(model(normalize(images[start:stop], mean, std, device)))
                     probs.append(torch.softmax(out.float().reshape(len(out), -1), dim=1).cpu().numpy())
                     if progress is not None:
                         progress(stop)
