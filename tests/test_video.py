@@ -130,3 +130,16 @@ def test_response_frames_follow_the_kept_order_and_encode(tmp_path: Path) -> Non
     info = write_mp4(frames, tmp_path / "r.mp4", accelerating_durations(3, 0.2, 0.04), tmp_path / "r.png")
     assert len(_decode(tmp_path / "r.mp4")) == info.frames == 5 + 2 + 1  # 0.2 s, 0.09 s, 0.04 s at 25 fps
     assert info.size == movie.size
+
+
+def test_many_classes_show_the_most_probable_bars_first() -> None:
+    from reportgen.frames import BAR, BAR_TRACK, ResponseMovie
+
+    movie = ResponseMovie([("fc", 3)], [f"c{i}" for i in range(30)], (8, 8, 3), np.array([[0, 1]]), max_bars=5)
+    probs = np.full(30, 0.5 / 28)
+    probs[[7, 19]] = 0.3, 0.2
+    frame = movie.frame(np.zeros((8, 8, 3), np.uint8), probs, np.zeros(3, np.float32))
+    assert len(movie.bar_rows) == 5
+    lengths = [int((frame[y + 2, movie.bar_x:movie.bar_x + movie.bar_w] == BAR).all(axis=1).sum())
+               for y in movie.bar_rows]
+    assert lengths[:2] == [27, 18] and (frame[movie.bar_rows[0] + 2, movie.bar_x + 27] == BAR_TRACK).all()
