@@ -403,10 +403,10 @@ def gradient_image(grad: np.ndarray) -> np.ndarray:
 
 
 def top_patches(model: nn.Module, responses: Responses, layer: str, channel: int, images: np.ndarray,
-                mean: Sequence[float], std: Sequence[float], field: ReceptiveField | None = None,
+                mean: Sequence[float], std: Sequence[float], rf: ReceptiveField | None = None,
                 mode: str = "guided") -> tuple[np.ndarray, np.ndarray]:
     """For one channel's top-k test images: their boxes (k, 4: top, left, bottom, right) in the input,
-    clipped to the image (the whole image without `field`), and their guided-backprop / deconvnet
+    clipped to the image (the whole image without `rf`), and their guided-backprop / deconvnet
     gradients (k, C, H, W) at the recorded peak positions. Rows with no image (-1) are all zeros."""
     rec = responses.layer(layer)
     found = rec.top_image[channel] >= 0
@@ -415,7 +415,7 @@ def top_patches(model: nn.Module, responses: Responses, layer: str, channel: int
     boxes = np.zeros((responses.k, 4), np.int64)
     grads = np.zeros((responses.k, images.shape[3], h, w), np.float32)
     for row, pos in enumerate(positions):
-        boxes[row] = receptive_box(field, tuple(pos), (h, w)) if field is not None else (0, 0, h, w)
+        boxes[row] = receptive_box(rf, tuple(pos), (h, w)) if rf is not None else (0, 0, h, w)
     if len(indices):
         x = normalize(images[indices], mean, std, _device(model))
         grads[:len(indices)] = guided_backprop(model, x, rec.path, channel, [tuple(p) for p in positions], mode)
