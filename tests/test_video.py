@@ -116,11 +116,16 @@ def test_response_frames_follow_the_kept_order_and_encode(tmp_path: Path) -> Non
     from reportgen.responses import record_responses
 
     torch.manual_seed(0)
-    model = create_model("model1", in_channels=1, image_size=16, num_classes=3, width=0.125)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (6, 16, 16, 1), dtype=np.uint8)
-    rec = record_responses(model, images, np.array([0, 1, 2, 0, 1, 2]), [0.5], [0.25], class_names=["x", "y", "z"],
-                           keep=[4, 1, 5], batch_size=6)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: two spinning threads on a shared 2-core machine are far slower
+    try:
+        model = create_model("model1", in_channels=1, image_size=16, num_classes=3, width=0.125)
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (6, 16, 16, 1), dtype=np.uint8)
+        rec = record_responses(model, images, np.array([0, 1, 2, 0, 1, 2]), [0.5], [0.25], class_names=["x", "y", "z"],
+                               keep=[4, 1, 5], batch_size=6)
+    finally:
+        torch.set_num_threads(threads)
     movie, frames = response_frames(rec, images, title="Model I")
     frames = list(frames)
     y, x = movie.image_at
