@@ -9,6 +9,9 @@ import pytest
 
 from reportgen import cache, figures, pipeline
 from reportgen.config import load_config
+from reportgen.data import DataError
+from reportgen.evaluate import EvaluateError
+from reportgen.models import ModelError
 from reportgen.site import MARKER, SiteError
 
 
@@ -195,3 +198,50 @@ def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config, overrides={"data.split": [0.8, 0.0, 0.2]}))
     html = post_html(tiny_config.parent / "site")
     assert "had no validation set" in html and "nan%" not in html
+
+
+def test_a_diverging_model_is_named_with_its_learning_rate(tiny_config: Path) -> None:
+    tiny_config.write_text(tiny_config.read_text().replace("lr = 0.02\n", "lr = 1e12\n"))
+    with pytest.raises(ModelError, match=r"models\[0\] \(Model I\): training diverged: .* lr = 1e\+12"):
+        pipeline.build(load_config(tiny_config))
+    assert not (tiny_config.parent / "site").exists()
+
+
+def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("data decoded before a check that needs no data")
+    monkeypatch.setattr(pipeline, "DATA", pipeline.Stage("data", refuse))
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ('checkpoint = "missing.pt"', r"models\[0\].checkpoint: .*missing.pt: checkpoint file not found"),
+    ('checkpoint = "config.toml"', r"models\[0\].checkpoint: .*config.toml: not a readable checkpoint"),
+    ('arch = "torchvision:alexnet"\nweights = "none.pth"', r"models\[0\].weights: file not found: .*none.pth"),
+])
+def test_model_files_are_checked_before_any_image_is_decoded(tiny_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             model: str, message: str) -> None:
+    _no_decoding(monkeypatch)
+    tiny_config.write_text(tiny_config.read_text().replace('arch = "model1"', f'arch = "model1"\n{model}', 1)
+                           .replace('arch = "model1"\narch', "arch"))
+    with pytest.raises(ModelError, match=message):
+        pipeline.build(load_config(tiny_config))
+
+
+def test_an_output_folder_inside_the_cache_is_refused_before_decoding(tiny_config: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_decoding(monkeypatch)
+    with pytest.raises(SiteError, match="must be separate folders"):
+        pipeline.build(load_config(tiny_config), out=tiny_config.parent / "cache")
+    assert not (tiny_config.parent / "cache").exists()
+
+
+def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny_config: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("trained before checking")
+    monkeypatch.setattr(pipeline, "TRAIN", pipeline.Stage("train", refuse))
+    with pytest.raises(DataError, match="data.augment.classes: unknown class 'eleven'"):
+        pipeline.build(load_config(tiny_config, overrides={"data.augment.classes": ["eleven"]}))
+    with pytest.raises(EvaluateError, match="evaluate.group"):
+        pipeline.build(load_config(tiny_config, overrides={"evaluate.uncertain": "group",
+                                                           "evaluate.group": ["1", "one"]}))
