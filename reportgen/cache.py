@@ -182,7 +182,7 @@ class Cache:
         swept = 0
         for entry in self._entries():
             match = _TMP.fullmatch(entry.name)
-            if match and not _alive(int(match.group(2))):
+            if match and not pid_alive(int(match.group(2))):
                 shutil.rmtree(entry, ignore_errors=True)
                 swept += 1
         return swept
@@ -201,7 +201,7 @@ class Cache:
         return removed, freed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists (on this machine)."""
     if pid == os.getpid():
         return True

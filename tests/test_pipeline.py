@@ -1,6 +1,7 @@
 """Whole builds on the tiny config: the site, caching, incremental rebuilds and output safety."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -245,3 +246,27 @@ def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny
     with pytest.raises(EvaluateError, match="evaluate.group"):
         pipeline.build(load_config(tiny_config, overrides={"evaluate.uncertain": "group",
                                                            "evaluate.group": ["1", "one"]}))
+
+
+def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_config: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    (site / "CNAME").write_text("example.org")
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        if ".staging-" in str(src):  # the new tree cannot take the old one's place
+            raise PermissionError(13, "Permission denied", str(dst))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(SiteError, match=rf"^{re.escape(str(site))}: cannot publish the site \(Permission denied"):
+        pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+    assert "New title" not in post_html(site) and "New title" not in (site / "index.html").read_text()
+    assert (site / "CNAME").read_text() == "example.org"
+    assert sorted(p.name for p in tiny_config.parent.iterdir() if p.name.startswith(".site")) == []
+    monkeypatch.undo()
+    pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+    assert "New title" in post_html(site) and "New title" in (site / "index.html").read_text()
+    assert (site / "CNAME").read_text() == "example.org"
