@@ -7,14 +7,17 @@ site intact; files the build did not write (a CNAME, say) are never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import glob
 import hashlib
+import html
 import json
 import logging
 import os
 import re
 import shutil
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -22,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import markdown
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from . import __version__
@@ -162,9 +166,81 @@ class Numbering:
         return re.sub(r"RGREF(\d{4})X", link, html)
 
 
+class Text(str):
+    """A string from outside the templates (the config, folder names, checkpoints): always printed as
+    literal text. Jinja escapes it through `__html__` wherever it lands (printed, concatenated with
+    `~` into a caption, joined), and the usual string methods keep the mark."""
+
+    def __html__(self) -> Markup:
+        return Markup(escape_text(self))
+
+    def __add__(self, other: str) -> Text:
+        return Text(str.__add__(self, other))
+
+    def __radd__(self, other: str) -> Text:
+        return Text(str.__add__(other, self))
+
+    def __getitem__(self, key: Any) -> Text:
+        return Text(str.__getitem__(self, key))
+
+    def __mod__(self, args: Any) -> Text:
+        return Text(str.__mod__(self, args))
+
+
+for _name in ("capitalize", "casefold", "center", "format", "ljust", "lower", "lstrip", "replace", "rjust", "rstrip",
+              "strip", "swapcase", "title", "upper", "zfill"):
+    setattr(Text, _name, (lambda method: lambda self, *a, **k: Text(method(self, *a, **k)))(getattr(str, _name)))
+
+# Characters Markdown acts on anywhere in a line, and at the start of one (headings, lists, quotes,
+# rules, definitions, tables); numeric entities display the same in Markdown text, raw HTML blocks
+# and attributes alike, so one escaping fits every place a value is printed.
+_MARKDOWN_INLINE = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_[]{}|~"})
+_MARKDOWN_START = re.compile(r"^(\s*)([#+\-=:])|^(\s*\d+)([.)])(?=\s|$)")
+
+
+def escape_text(value: object) -> str:
+    """`value` as HTML that shows it literally, inert to both HTML and Markdown."""
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(value))  # a newline could end the paragraph it sits in
+    text = html.escape(text, quote=True).translate(_MARKDOWN_INLINE)
+    return _MARKDOWN_START.sub(lambda m: (m.group(1) or m.group(3) or "") + f"&#{ord(m.group(2) or m.group(4))};", text)
+
+
+def _as_text(value: Any) -> Any:
+    """The template context with every string marked as text; config sections become plain tables."""
+    if isinstance(value, str):
+        return value if isinstance(value, Markup) else Text(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {_as_text(k): _as_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_text(v) for v in value]
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: text, unless it is markup a template or reportgen made."""
+    return value if hasattr(value, "__html__") else Markup(escape_text("" if value is None else value))
+
+
 def _inline_markdown(text: str) -> Markup:
-    html = markdown.markdown(str(text))
-    return Markup(re.sub(r"^<p>(.*)</p>$", r"\1", html, flags=re.S))
+    """Markdown written in a template (a caption, a reference) as inline HTML; a Text stays text."""
+    if isinstance(text, Text):
+        return text.__html__()
+    html_ = markdown.markdown(str(text))
+    return Markup(re.sub(r"^<p>(.*)</p>$", r"\1", html_, flags=re.S))
+
+
+# Links that would run code when followed; no template or value should ever produce one
+_ACTIVE_LINK = re.compile(r"""\b(?:href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(?:javascript|vbscript):""",
+                          re.I)
+
+
+def _check_inert(html_: str, page: str) -> str:
+    """Refuse a page with a javascript: link: escaping should make one impossible, so it is a bug."""
+    if m := _ACTIVE_LINK.search(html_):
+        raise SiteError(f"{page}: the rendered page links to script ({m.group(0)!r}); refusing to publish it")
+    return html_
 
 
 def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[..., Markup]:
@@ -194,8 +270,10 @@ def make_env(cfg: Config) -> Environment:
         if not user.is_dir():
             raise SiteError(f"site.templates: folder not found: {user}")
         loaders.insert(0, FileSystemLoader(str(user)))
-    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
-                      lstrip_blocks=True, autoescape=select_autoescape(["html", "j2"], default=True))
+    # Sandboxed: a template from a cloned repository cannot reach Python internals. Every printed value
+    # goes through _finalize, so escaping does not depend on each template remembering it.
+    env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
+                               lstrip_blocks=True, autoescape=True, finalize=_finalize)
     env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
     env.filters["thousands"] = lambda v: f"{v:,}"
     env.filters["params"] = format_count
@@ -208,7 +286,7 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], 
     """Render every page into a staging folder, then publish it into `out`."""
     check_output_dir(out)
     env = make_env(cfg)
-    context = build_context(cfg, dataset, models)
+    context = _as_text(build_context(cfg, dataset, models))
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     post = f"posts/{cfg.site.slug}"
@@ -225,7 +303,8 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], 
             pages = [Page(f"{post}/index.html", "post.html", {"body": _post_body(env, context)}),
                      Page("index.html", "index.html")]
             for page in pages:
-                html = env.get_template(page.template).render(root=page.root, **context, **page.context)
+                html = _check_inert(env.get_template(page.template).render(root=page.root, **context, **page.context),
+                                    page.path)
                 (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / page.path).write_text(html, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
@@ -242,19 +321,38 @@ def _post_body(env: Environment, context: dict[str, Any]) -> Markup:
     env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
                        ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
     narrative = env.get_template("post.md.j2").render(**context)
-    return Markup(numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
-                                                      extension_configs={"toc": {"permalink": False}})))
+    body = markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
+                             extension_configs={"toc": {"permalink": False}})
+    return Markup(numbering.resolve(_code_spans(body)))
+
+
+def _code_spans(body: str) -> str:
+    """Markdown escapes `&` again inside `code spans`; undo that for the entities escaping produced."""
+    return re.sub(r"<code>(.*?)</code>", lambda m: "<code>" + re.sub(
+        r"&amp;(#\d+|lt|gt|amp|quot|#x27);", r"&\1;", m.group(1)) + "</code>", body, flags=re.S)
 
 
 @contextmanager
 def _template_errors() -> Iterator[None]:
-    """A user's edited template fails with its file and line, not a traceback."""
+    """A user's edited template fails with its file and line, not a traceback: syntax and undefined
+    names (TemplateError) as much as Python errors its expressions raise (1 / 0, None + 1 ...)."""
     try:
         yield
-    except TemplateError as e:
-        line = getattr(e, "lineno", None)
-        where = (getattr(e, "filename", None) or "template") + (f", line {line}" if line else "")
-        raise SiteError(f"{where}: {e.message}") from None
+    except SiteError:
+        raise
+    except Exception as e:  # any error a template expression raises is the template's to report
+        message = e.message if isinstance(e, TemplateError) else f"{e.__class__.__name__}: {e}"
+        raise SiteError(f"{_template_line(e)}: {message}") from None
+
+
+def _template_line(e: Exception) -> str:
+    """'file, line n' of the template an error came from."""
+    if getattr(e, "lineno", None) and getattr(e, "filename", None):  # syntax errors know where they are
+        return f"{e.filename}, line {e.lineno}"
+    # Jinja rewrites tracebacks so that template code shows as frames of the template file
+    frame = next((f for f in reversed(traceback.extract_tb(e.__traceback__))
+                  if f.filename.endswith((".j2", ".html"))), None)
+    return f"{frame.filename}, line {frame.lineno}" if frame else getattr(e, "filename", None) or "template"
 
 
 def publish(staging: Path, out: Path) -> None:

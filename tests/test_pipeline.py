@@ -1,5 +1,6 @@
 """Whole builds on the tiny config: the site, caching, incremental rebuilds and output safety."""
 
+import html
 import json
 import os
 import re
@@ -188,6 +189,13 @@ def test_a_broken_user_template_is_a_one_line_error(tiny_config: Path) -> None:
     (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n{% if %}\n")
     with pytest.raises(SiteError, match=r"post.md.j2, line 2: "):
         pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+    # Python errors inside template expressions name the file and line too
+    for line, error in [("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
+                        ("{{ models[0].params + 'x' }}", "TypeError: unsupported operand"),
+                        ("{{ ''.__class__.__mro__ }}", "access to attribute '__class__'")]:
+        (mine / "post.md.j2").write_text(f"Fine line.\n{line}\n")
+        with pytest.raises(SiteError, match=rf"post.md.j2, line 2: .*{re.escape(error)}"):
+            pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
     (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n")
     pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
     site = tiny_config.parent / "site"
@@ -270,3 +278,63 @@ def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_co
     pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
     assert "New title" in post_html(site) and "New title" in (site / "index.html").read_text()
     assert (site / "CNAME").read_text() == "example.org"
+
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "$x^2$ **b**_c_ | a"]
+
+
+def test_hostile_names_print_as_literal_text_everywhere(tmp_path: Path) -> None:
+    """Model names, class (folder) names and the title can hold HTML, Markdown links and mathtext."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(HOSTILE):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+            pixels[..., c] = 255
+            Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{i}.png")
+    models = [HOSTILE[0], "[m](javascript:alert(1)) $\\frac{x}{$ ![i](x.png)"]
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[site]
+title = "<script>alert(1)</script> [t](javascript:alert(1))"
+author = "<b onmouseover=alert(1)>me</b>"
+[data]
+source = "folder"
+path = "photos"
+image_size = 16
+channels = 3
+[data.augment]
+factor = 2
+shift = 1
+classes = [{json.dumps(HOSTILE[1])}]
+""" + "".join(f"""
+[[models]]
+name = {json.dumps(name)}
+width = 0.125
+epochs = 1
+batch_size = 16
+""" for name in models))
+    result = pipeline.build(load_config(config))
+    site = tmp_path / "site"
+    pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
+    for page, html_ in pages.items():
+        assert "<img src=x" not in html_ and "<script>" not in html_ and "<b " not in html_, page
+        assert not re.search(r"(href|src)=\"(javascript|x\.png)", html_), page
+        text = html.unescape(re.sub(r"<[^>]+>", " ", html_))
+        assert "<script>alert(1)</script> [t](javascript:alert(1))" in text, page
+        for name in models:
+            assert name in text, (page, name)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", pages["post"]))
+    for name in HOSTILE:
+        assert name in text, name  # class names: split table, confusion tables, augmentation sentence
+    figures = site / "posts" / "visualizing-two-cnns" / "figures"
+    assert (figures / "samples.png").is_file() and (figures / "learning-curves.png").is_file()
+    for svg in figures.glob("*.svg"):
+        assert "<img" not in svg.read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in (figures / "architecture-img-src-x-onerror-alert-1.svg").read_text()
+    drawn = next(a for a in result.stages if a.stage == "figures").manifest["files"]
+    assert sorted(f for f in drawn if f.endswith(".svg")) == ["architecture-img-src-x-onerror-alert-1.svg",
+                                                               "architecture-m-javascript-alert-1-frac-x-i-x-png.svg"]
+

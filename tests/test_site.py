@@ -1,14 +1,29 @@
 """Site pieces: figure/table numbering and cross-references, page roots, publishing."""
 
 import hashlib
+import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from jinja2 import ChoiceLoader, DictLoader
 
-from reportgen.site import MARKER, Numbering, Page, SiteError, check_output_dir, publish
+from reportgen.config import Config
+from reportgen.site import (
+    MARKER,
+    Numbering,
+    Page,
+    SiteError,
+    _as_text,
+    _check_inert,
+    _post_body,
+    check_output_dir,
+    make_env,
+    publish,
+)
 
 
 def test_figures_and_tables_are_numbered_separately_in_order_of_appearance() -> None:
@@ -173,3 +188,43 @@ def test_a_site_moved_aside_by_a_killed_build_is_put_back(tmp_path: Path) -> Non
     (tmp_path / ".site.staging-99999999").mkdir()
     check_output_dir(out)
     assert (out / "index.html").read_text() == "v1" and _beside(out) == []
+
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "**b** _i_ `c` $x^2$", "1. item",
+           "# heading", "a\n\n<script>alert(1)</script>", "&amp; {: onclick=x} | t |"]
+POST = """Text {{ name }} and **{{ name }}** and `{{ name }}` and {{ name | upper }}.
+
+{{ name }}
+
+{% call figure("f", "Caption of " ~ name ~ " and *emphasis*.") %}
+<img src="x.png" alt="{{ name }}">
+{% endcall %}
+{% call table("t", name | upper ~ " caption") %}
+<table><tr><th>{{ name }}</th><td>{{ [name, name] | join(", ") }}</td></tr></table>
+{% endcall %}
+"""
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_values_print_as_literal_text_in_markdown_html_captions_attributes_and_code(name: str) -> None:
+    env = make_env(Config())
+    env.loader = ChoiceLoader([DictLoader({"post.md.j2": POST}), env.loader])
+    page = str(_post_body(env, _as_text({"name": name})))
+    # the template's structure and nothing more: no link, list, heading, script or extra emphasis
+    tags = re.findall(r"<([a-z0-9]+)", page)
+    assert sorted(set(tags)) == ["code", "div", "em", "figcaption", "figure", "img", "p", "span", "strong", "table",
+                                 "td", "th", "tr"], page
+    assert [tags.count(t) for t in ("code", "em", "img", "strong")] == [1, 1, 1, 1], page
+    assert '<img src="x.png" alt="' in page
+    shown = " ".join(name.split())  # a newline would end the paragraph, so values print on one line
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert text.count(shown) == 8 and text.count(shown.upper()) == 2, text
+    assert "<em>emphasis</em>" in page  # the template's own Markdown in a caption still renders
+
+
+@pytest.mark.parametrize("snippet", ['<a href="javascript:alert(1)">', "<a HREF = ' JavaScript:x'>",
+                                     '<img src="vbscript:x">'])
+def test_a_page_linking_to_script_is_refused_whatever_produced_it(snippet: str) -> None:
+    with pytest.raises(SiteError, match="index.html: the rendered page links to script"):
+        _check_inert(f"<p>{snippet}</p>", "index.html")
+    assert _check_inert('<a href="https://example.org/javascript:">', "index.html")
