@@ -35,6 +35,10 @@ from .progress import stage_label
 
 log = logging.getLogger("reportgen")
 MANIFEST = "manifest.json"
+SITE_MARKER = ".reportgen-site.json"  # in the root of every site a build publishes (see site.py)
+# The standard tag (bford.info/cachedir) that backup tools skip, and that the data scan skips too
+CACHE_TAG = "CACHEDIR.TAG"
+_CACHE_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# A reportgen cache: stage artifacts, safe to delete.\n"
 _KEY = re.compile(r"[0-9a-f]{16}")
 _TMP = re.compile(r"([0-9a-f]{16})\.tmp-(\d+)")
 
@@ -132,6 +136,12 @@ class Cache:
         self.root = root
         self.force = force
         self.used: set[Path] = set()  # artifact folders this build reached, for prune()
+
+    def tag(self) -> None:
+        """Create the cache folder with its CACHEDIR.TAG, so an image folder holding it never reads it as data."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / CACHE_TAG).exists():
+            (self.root / CACHE_TAG).write_text(_CACHE_TAG_TEXT)
 
     def run(self, stage: Stage, params: Any, *inputs: Artifact, label: str | None = None,
             runtime: dict[str, Any] | None = None) -> Artifact:

@@ -51,6 +51,7 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     if cfg.build.workers:
         torch.set_num_threads(cfg.build.workers)
     cache = Cache(cfg.resolve(cfg.build.cache), force=force)
+    cache.tag()
     if swept := cache.sweep():
         log.info("removed %d temporary folder%s left by interrupted builds", swept, "s" * (swept != 1))
     device = pick_device(cfg.build.device).type

@@ -30,7 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from . import __version__
-from .cache import Artifact, pid_alive, stable_hash, versions
+from .cache import SITE_MARKER, Artifact, pid_alive, stable_hash, versions
 from .config import Config, section
 from .data import SPLITS, Dataset, augmented_train_count, split_counts
 from .describe import read_summary
@@ -38,7 +38,7 @@ from .diagram import format_count
 from .evaluate import ConfusionTable
 
 log = logging.getLogger("reportgen")
-MARKER = ".reportgen-site.json"
+MARKER = SITE_MARKER
 # a wheel installs the templates inside the package; a source checkout keeps them at the top level
 _HERE = Path(__file__).resolve().parent
 TEMPLATES = next((p for p in (_HERE / "templates", _HERE.parent / "templates") if (p / "base.html").is_file()),

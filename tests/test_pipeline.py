@@ -338,3 +338,22 @@ batch_size = 16
     assert sorted(f for f in drawn if f.endswith(".svg")) == ["architecture-img-src-x-onerror-alert-1.svg",
                                                                "architecture-m-javascript-alert-1-frac-x-i-x-png.svg"]
 
+
+
+def test_a_config_inside_its_image_folder_does_not_read_its_own_site_back(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["red", "green"]):
+        (tmp_path / name).mkdir()
+        for i in range(12):
+            pixels = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+            pixels[..., c] = 255
+            Image.fromarray(pixels).save(tmp_path / name / f"{i}.png")
+    config = tmp_path / "config.toml"
+    config.write_text('[build]\nout = "site"\ncache = "cache"\n[data]\nsource = "folder"\npath = "."\n'
+                      'image_size = 16\nchannels = 3\n[[models]]\nname = "A"\nwidth = 0.125\nepochs = 1\n')
+    pipeline.build(load_config(config))
+    assert "<tr><th>red</th>" in post_html(tmp_path / "site") and "<th>site</th>" not in post_html(tmp_path / "site")
+    assert built(pipeline.build(load_config(config))) == ["site"]
+    assert built(pipeline.build(load_config(config), out=tmp_path / "elsewhere")) == ["site"]
