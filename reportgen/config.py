@@ -159,12 +159,30 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ClustersConfig:
+    enabled: bool = option(True, "Section 4: a t-SNE map of test images and their nearest neighbours.")
+    model: str = option("", "Display name of the model whose descriptors are mapped; empty means the last "
+                            "model (the write-up used Model II).")
+    layer: str = option("fc5", "Layer whose outputs are the descriptors: a layer name such as 'fc5', or a "
+                               "module path of a torchvision model.")
+    images: str = option("test", "'test' maps the test images; 'all' maps every image, as the write-up did.",
+                         one_of("test", "all"))
+    perplexity: float = option(30.0, "t-SNE perplexity (lowered automatically for very few images).",
+                               between(2, 100))
+    neighbours: int = option(5, "Nearest neighbours per query image, also the k of precision@k.", between(1, 50))
+    queries: tuple[int, ...] = option((), "Positions of query images among the mapped images; empty picks one "
+                                          "per class plus four misclassified ones.")
+    seed: int = option(0, "Seed of the t-SNE embedding.", _seed)
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig = field(default_factory=SiteConfig, metadata={"doc": "The post."})
     build: BuildConfig = field(default_factory=BuildConfig, metadata={"doc": "Where and how to build."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "Images and splits."})
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata={"doc": "Test-set evaluation."})
     models: tuple[ModelConfig, ...] = field(default=(), metadata={"doc": "The networks, as [[models]] tables."})
+    clusters: ClustersConfig = field(default_factory=ClustersConfig, metadata={"doc": "Section 4: clusterings."})
     root: Path = field(default=Path("."), metadata={"internal": True})
 
     def resolve(self, relative: str) -> Path:
@@ -219,6 +237,8 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
                         "folders (publishing the site would replace the cache, or the cache would be published)")
     if cfg.data.source == "folder" and not cfg.data.path:
         problems.append("data.path: required when data.source = 'folder'")
+    if cfg.clusters.model and cfg.clusters.model not in names:
+        problems.append(f"clusters.model: got {cfg.clusters.model!r}; expected one of the model names {names}")
     if cfg.evaluate.uncertain == "group" and len(cfg.evaluate.group) < 2:
         problems.append("evaluate.group: the 'group' rule needs at least two class names")
 

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,29 +282,50 @@ def make_env(cfg: Config) -> Environment:
     return env
 
 
-def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], drawings: list[Artifact]) -> None:
+@dataclass(frozen=True)
+class Section:
+    """What a section of the post (sections 2-4) adds to the site besides its Markdown template."""
+
+    name: str                                           # the context key its templates read
+    context: dict[str, Any]                             # numbers and file names, measured by its stages
+    pages: list[Page] = field(default_factory=list)     # extra pages; paths relative to the post's folder
+    media: list[Artifact] = field(default_factory=list)  # drawing artifacts copied into the post's figures/
+
+
+MEDIA = (".png", ".svg", ".mp4", ".jpg")
+
+
+def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], drawings: list[Artifact],
+           sections: Sequence[Section] = ()) -> None:
     """Render every page into a staging folder, then publish it into `out`."""
     check_output_dir(out)
     env = make_env(cfg)
-    context = _as_text(build_context(cfg, dataset, models))
+    context = build_context(cfg, dataset, models)
+    context.update({s.name: s.context for s in sections})
+    context = _as_text(context)  # every string in it prints as text, whichever stage measured it
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     post = f"posts/{cfg.site.slug}"
     try:
         (staging / post / "figures").mkdir(parents=True)
-        for art in drawings:
+        for art in [*drawings, *(a for s in sections for a in s.media)]:
             for name in art.manifest["files"]:
-                if name.endswith((".png", ".svg", ".mp4")):
-                    shutil.copy2(art.file(name), staging / post / "figures" / name)
+                if name.endswith(MEDIA):
+                    target = staging / post / "figures" / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(art.file(name), target)
         for static in (TEMPLATES / "static", _user_templates(cfg) / "static"):
             if static.is_dir():  # the user's static files override the built-in ones
                 shutil.copytree(static, staging / "static", dirs_exist_ok=True)
         with _template_errors():
             pages = [Page(f"{post}/index.html", "post.html", {"body": _post_body(env, context)}),
                      Page("index.html", "index.html")]
+            # a section's page knows its way back to the post ("post") as well as to the site root
+            pages += [Page(f"{post}/{p.path}", p.template, {**p.context, "post": "../" * p.path.count("/")})
+                      for s in sections for p in s.pages]
             for page in pages:
-                html = _check_inert(env.get_template(page.template).render(root=page.root, **context, **page.context),
-                                    page.path)
+                html = _check_inert(env.get_template(page.template).render(root=page.root, **context,
+                                                                           **_as_text(page.context)), page.path)
                 (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / page.path).write_text(html, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are

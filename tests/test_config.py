@@ -158,3 +158,23 @@ def test_torchvision_architectures_and_batch_size_one_without_batch_norm_load(tm
 def test_output_folder_and_cache_folder_must_be_apart(tmp_path: Path, out: str, cache: str) -> None:
     with pytest.raises(ConfigError, match="build.out: .* must be separate folders"):
         load_config(write(tmp_path, f'[build]\nout = "{out}"\ncache = "{cache}"\n{MINIMAL}'))
+
+
+def test_every_seed_option_is_checked_as_a_seed() -> None:
+    import dataclasses
+
+    from reportgen import config
+
+    def seeds(cls: type) -> list[dataclasses.Field]:
+        found = []
+        for f in dataclasses.fields(cls):
+            inner = f.type if isinstance(f.type, type) else getattr(config, str(f.type).split("[")[-1].split(",")[0]
+                                                                     .strip(" ]"), None)
+            if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+                found += seeds(inner)
+            elif f.name == "seed":
+                found.append(f)
+        return found
+
+    found = seeds(Config)
+    assert len(found) >= 3 and all(f.metadata["check"] is config._seed for f in found)
