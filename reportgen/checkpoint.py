@@ -117,6 +117,25 @@ def _malformed(c: dict[str, Any]) -> str | None:
     for key in ("config", "metrics"):
         if not isinstance(c.get(key, {}), dict):
             return f"{key!r} is not a table"
+    return _malformed_curves(c.get("metrics") or {})
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+def _malformed_curves(m: dict[str, Any]) -> str | None:
+    """Learning curves the post draws must be whole: a checkpoint without any is fine (nothing drawn)."""
+    if not m:
+        return None
+    iters, ends = m.get("iter_acc"), m.get("epoch_end_iter")
+    if not _numbers(iters) or not iters or not _numbers(m.get("iter_acc_smooth")) \
+            or len(m["iter_acc_smooth"]) != len(iters):
+        return "metrics: 'iter_acc' and 'iter_acc_smooth' must be equally long, non-empty lists of numbers"
+    if not isinstance(m.get("iters_per_epoch"), int) or m["iters_per_epoch"] < 1:
+        return "metrics: 'iters_per_epoch' must be a positive integer"
+    if not _numbers(ends) or not ends or not _numbers(m.get("val_acc")) or len(m["val_acc"]) != len(ends):
+        return "metrics: 'epoch_end_iter' and 'val_acc' must be equally long, non-empty lists of numbers"
     return None
 
 

@@ -11,6 +11,8 @@ from reportgen.checkpoint import CHECKPOINT_FORMAT, check_compatible, load_model
 from reportgen.data import Dataset
 from reportgen.models import ModelError, create_model
 
+CURVES = {"iter_acc": [0.5, 0.6], "iter_acc_smooth": [0.5, 0.55], "iters_per_epoch": 1, "epoch_end_iter": [1, 2],
+          "val_acc": [0.5, float("nan")]}
 KWARGS = {"in_channels": 1, "image_size": 16, "num_classes": 2, "width": 0.125, "dropout": 0.5}
 
 
@@ -33,8 +35,9 @@ def _data() -> Dataset:
                    ("a", "b"), {})
 
 
-def test_a_complete_checkpoint_loads(tmp_path: Path) -> None:
-    save_checkpoint(_checkpoint(), tmp_path / "c.pt")
+@pytest.mark.parametrize("metrics", [{}, CURVES])
+def test_a_complete_checkpoint_loads(tmp_path: Path, metrics: dict) -> None:
+    save_checkpoint(_checkpoint(metrics=metrics), tmp_path / "c.pt")
     check_compatible(tmp_path / "c.pt", _data(), "models[0].checkpoint")
     assert load_model(tmp_path / "c.pt", torch.device("cpu")).class_names == ("a", "b")
 
@@ -54,6 +57,9 @@ wider = create_model("model1", **{**KWARGS, "width": 0.25}).state_dict()
     ({"arch_kwargs": {**KWARGS, "image_size": 10**9}}, "input must be 1 or 3 channels of 8 to 512 pixels"),
     ({"arch_kwargs": {**KWARGS, "weights": "x"}}, "'arch_kwargs' must hold exactly"),
     ({"arch": "resnet9000"}, "unknown architecture 'resnet9000'"),
+    ({"metrics": {"iter_acc": [], "iter_acc_smooth": []}}, "metrics: 'iter_acc' and 'iter_acc_smooth' must be"),
+    ({"metrics": {**CURVES, "val_acc": [0.5]}}, "metrics: 'epoch_end_iter' and 'val_acc' must be equally long"),
+    ({"metrics": {**CURVES, "iters_per_epoch": 0}}, "metrics: 'iters_per_epoch' must be a positive integer"),
     ({"state_dict": other}, "its weights do not fit its architecture 'model1' (Missing key(s)"),
     ({"state_dict": wider}, "its weights do not fit its architecture 'model1' (size mismatch"),
     ({"state_dict": {"x": torch.zeros(1)}}, "its weights do not fit its architecture 'model1'"),
