@@ -7,6 +7,7 @@ site intact; files the build did not write (a CNAME, say) are never touched.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import glob
@@ -206,15 +207,21 @@ def escape_text(value: object) -> str:
 
 
 def _as_text(value: Any) -> Any:
-    """The template context with every string marked as text; config sections become plain tables."""
+    """The template context with every string in it marked as text, however deep: in tables, lists
+    and the fields of records (config sections, atlas panels), which keep their type and methods."""
     if isinstance(value, str):
         return value if isinstance(value, Markup) else Text(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        marked = copy.copy(value)
+        for f in dataclasses.fields(value):
+            object.__setattr__(marked, f.name, _as_text(getattr(value, f.name)))  # frozen ones too
+        return marked
     if isinstance(value, dict):
         return {_as_text(k): _as_text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [_as_text(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_as_text(v) for v in value)
     return value
 
 
@@ -283,6 +290,41 @@ def make_env(cfg: Config) -> Environment:
 
 
 @dataclass(frozen=True)
+class Picture:
+    """An image on an atlas entry: a whole file, or one tile of a sprite sheet, so that thousands of
+    units cost a few image files rather than thousands."""
+
+    src: str                                   # relative to the post folder, e.g. "figures/preferred/x.png"
+    alt: str
+    width: int                                 # displayed size, CSS pixels
+    height: int
+    tile: tuple[int, int, int, int] | None = None   # x, y, w, h of the tile in the sheet, in sheet pixels
+    sheet: tuple[int, int] | None = None            # the sheet's width and height, in pixels
+
+    def style(self) -> str:
+        """Inline CSS that shows just this tile, scaled to the displayed size."""
+        if self.tile is None or self.sheet is None:
+            return ""
+        x, y, w, h = self.tile
+        sx, sy = self.width / w, self.height / h
+        return (f"width:{self.width}px;height:{self.height}px;background-size:{self.sheet[0] * sx:g}px "
+                f"{self.sheet[1] * sy:g}px;background-position:{-x * sx:g}px {-y * sy:g}px")
+
+
+@dataclass(frozen=True)
+class AtlasPanel:
+    """One section's contribution to one unit's atlas entry (preferred inputs, top patches ...)."""
+
+    model: str                                 # the model's key (ModelRecord.key)
+    layer: str                                 # the layer's name, e.g. "conv3"
+    unit: int
+    heading: str
+    pictures: tuple[Picture, ...] = ()
+    facts: tuple[str, ...] = ()                # short measured statements, e.g. "reached 4.2 (best test image 3.1)"
+    flag: str = ""                             # e.g. "dead": shown, so a grey square is not taken for a result
+
+
+@dataclass(frozen=True)
 class Section:
     """What a section of the post (sections 2-4) adds to the site besides its Markdown template."""
 
@@ -290,6 +332,38 @@ class Section:
     context: dict[str, Any]                             # numbers and file names, measured by its stages
     pages: list[Page] = field(default_factory=list)     # extra pages; paths relative to the post's folder
     media: list[Artifact] = field(default_factory=list)  # drawing artifacts copied into the post's figures/
+    atlas: list[AtlasPanel] = field(default_factory=list)  # per-unit panels, gathered into the atlas pages
+
+
+def atlas_path(model_key: str, layer: str) -> str:
+    """Where a model's layer page of the unit atlas lives, relative to the post folder."""
+    return f"atlas/{model_key}/{_file_slug(layer)}.html"
+
+
+def _file_slug(name: str) -> str:
+    """A file name for a layer name or module path ("features.0" -> "features-0"): never a path."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "layer"
+
+
+def atlas_pages(sections: Sequence[Section], models: Sequence[ModelRecord]) -> list[Page]:
+    """One page per model and layer holding every unit's entry, each entry gathering the panels that
+    every section contributed for that unit, under a stable anchor (#unit-<index>)."""
+    names = {m.key: m.name for m in models}
+    grouped: dict[tuple[str, str], dict[int, list[AtlasPanel]]] = {}
+    for panel in (p for s in sections for p in s.atlas):
+        grouped.setdefault((panel.model, panel.layer), {}).setdefault(panel.unit, []).append(panel)
+    layers_of: dict[str, list[str]] = {}
+    for model, layer in grouped:
+        layers_of.setdefault(model, []).append(layer)
+    pages = []
+    for (model, layer), units in grouped.items():
+        path = atlas_path(model, layer)
+        nav = [{"name": name, "href": "../../" + atlas_path(model, name), "current": name == layer}
+               for name in layers_of[model]]
+        entries = [{"unit": unit, "anchor": f"unit-{unit}", "panels": units[unit]} for unit in sorted(units)]
+        pages.append(Page(path, "atlas.html", {"atlas": {"model": names.get(model, model), "layer": layer,
+                                                         "nav": nav, "entries": entries}}))
+    return pages
 
 
 MEDIA = (".png", ".svg", ".mp4", ".jpg")
@@ -322,7 +396,7 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], 
                      Page("index.html", "index.html")]
             # a section's page knows its way back to the post ("post") as well as to the site root
             pages += [Page(f"{post}/{p.path}", p.template, {**p.context, "post": "../" * p.path.count("/")})
-                      for s in sections for p in s.pages]
+                      for p in [*(p for s in sections for p in s.pages), *atlas_pages(sections, models)]]
             for page in pages:
                 html = _check_inert(env.get_template(page.template).render(root=page.root, **context,
                                                                            **_as_text(page.context)), page.path)

@@ -228,3 +228,22 @@ def test_a_page_linking_to_script_is_refused_whatever_produced_it(snippet: str) 
     with pytest.raises(SiteError, match="index.html: the rendered page links to script"):
         _check_inert(f"<p>{snippet}</p>", "index.html")
     assert _check_inert('<a href="https://example.org/javascript:">', "index.html")
+
+
+def test_atlas_gathers_each_units_panels_from_every_section_into_a_page_per_layer() -> None:
+    from reportgen.site import AtlasPanel, ModelRecord, Picture, Section, atlas_pages
+
+    record = ModelRecord("Model <I>", "model-i", None, False, None, None)  # artifacts are not read here
+    tile = Picture("figures/sheet.png", "unit 3", 56, 56, tile=(28, 0, 28, 28), sheet=(280, 28))
+    preferred = Section("preferred", {}, atlas=[AtlasPanel("model-i", "conv1", 3, "Preferred input", (tile,)),
+                                                AtlasPanel("model-i", "conv1", 1, "Preferred input", flag="dead"),
+                                                AtlasPanel("model-i", "features.0", 0, "Preferred input")])
+    patches = Section("responses", {}, atlas=[AtlasPanel("model-i", "conv1", 3, "Top patches", facts=("9 images",))])
+    pages = atlas_pages([preferred, patches], [record])
+    assert [p.path for p in pages] == ["atlas/model-i/conv1.html", "atlas/model-i/features-0.html"]
+    atlas = pages[0].context["atlas"]
+    assert atlas["model"] == "Model <I>" and [e["unit"] for e in atlas["entries"]] == [1, 3]
+    assert [p.heading for p in atlas["entries"][1]["panels"]] == ["Preferred input", "Top patches"]
+    assert atlas["nav"][1] == {"name": "features.0", "href": "../../atlas/model-i/features-0.html", "current": False}
+    # the tile is scaled 2x: the sheet and the offset with it
+    assert tile.style() == "width:56px;height:56px;background-size:560px 56px;background-position:-56px 0px"
