@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import ConfigError, SettingError, load_config
-from .data import DataError
-from .evaluate import EvaluateError
-from .layers import LayerError
-from .models import ModelError
-from .site import SiteError
+from .config import ConfigError, load_config
+from .errors import DataError, EvaluateError, LayerError, ModelError, SettingError, SiteError
 
 if TYPE_CHECKING:
     from .pipeline import BuildResult

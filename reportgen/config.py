@@ -29,11 +29,6 @@ class ConfigError(Exception):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
-class SettingError(Exception):
-    """A setting that passed its own checks but does not fit the data or a model (a layer the model
-    lacks, a query beyond the mapped images): one line naming the key; a config problem (exit 2)."""
-
-
 def option(default: Any, doc: str, check: Callable[[Any], str | None] | None = None) -> Any:
     """Declare a config option: its default, its one-line documentation and an optional check.
 

@@ -31,8 +31,8 @@ from torch import nn
 
 from .cache import Artifact
 from .checkpoint import load_model
-from .config import SettingError
 from .data import SPLITS, Dataset
+from .errors import SettingError
 from .layers import LayerError, capture, find_layer, forward_to, unit_layers
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,9 @@ from . import (
 )
 from .cache import Artifact, Cache, Stage
 from .checkpoint import check_compatible, load_model, pick_device, read_checkpoint
-from .config import Config, ModelConfig, SettingError
+from .config import Config, ModelConfig
 from .data import Dataset
+from .errors import SettingError
 from .models import ModelError
 
 log = logging.getLogger("reportgen")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from reportgen import cache, figures, pipeline
-from reportgen.config import SettingError, load_config
+from reportgen.config import load_config
 from reportgen.data import DataError
+from reportgen.errors import SettingError
 from reportgen.evaluate import EvaluateError
 from reportgen.models import ModelError
 from reportgen.site import MARKER, SiteError
