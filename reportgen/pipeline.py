@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, describe, diagram, evaluate, figures, models, site, train
+from . import checkpoint, data, describe, diagram, evaluate, figures, layers, models, site, train
 from .cache import Artifact, Cache, Stage
 from .checkpoint import check_compatible, pick_device
 from .config import Config, ModelConfig
@@ -30,7 +30,7 @@ log = logging.getLogger("reportgen")
 DATA = Stage("data", data.dataset_stage)
 TRAIN = Stage("train", train.train_stage, code=(data, models))
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage, code=(data, models))
-DESCRIBE = Stage("describe", describe.describe_stage, code=(models,))
+DESCRIBE = Stage("describe", describe.describe_stage, code=(models, layers, checkpoint))
 FIGURES = Stage("figures", figures.figures_stage, code=(diagram,))
 
 
@@ -107,7 +107,10 @@ def _model(cfg: Config, index: int, dataset: Dataset, dataset_art: Artifact, dev
             raise ModelError(f"models[{index}].weights: file not found: {path}")
         weights.append(Artifact.external("weights", path))
     try:
-        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device},
+        # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS)
+        threads = cfg.build.workers or train.DEFAULT_THREADS
+        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device,
+                           "threads": threads},
                    dataset_art, *weights, label=f"train {m.name}")
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
