@@ -47,7 +47,7 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
     saved = np.load(evaluation.file("predictions.npz"))
     confident = saved["probs"].max(1) >= 0.5
     correct = int(((saved["probs"].argmax(1) == saved["labels"]) & confident).sum())
-    assert f"({correct} / " in html
+    assert f"({correct}, " in html
 
 
 def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
@@ -195,3 +195,19 @@ def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config, overrides={"data.split": [0.8, 0.0, 0.2]}))
     html = post_html(tiny_config.parent / "site")
     assert "had no validation set" in html and "nan%" not in html
+
+
+def test_the_post_names_each_set_and_reads_as_written_by_a_person(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
+    for name, html in pages.items():
+        text = re.sub(r"<[^>]+>", " ", html)
+        assert "held-out" not in text and "(s)" not in text and "mnist5k" not in text, name
+        assert not re.search(r"\b1 (more )?times\b|\b\d+\.0 times\b", text), name
+    post = pages["post"]
+    assert "validation accuracy after epoch" in post and "of the 60 test images correctly" in post
+    assert "used twice per epoch: once as it is and once more with random shifts of up to one pixel" in post
+    assert "McNemar" in post and ("which is significant" in post or "not significant" in post)
+    assert "None of these layers has a bias" in post and "The output layer, fc7," in post
+    assert re.search(r"<title>reportgen notebook</title>", pages["index"])
