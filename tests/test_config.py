@@ -1,5 +1,7 @@
 """Config loading: defaults, every problem reported at once, did-you-mean, path resolution."""
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,19 @@ def test_readme_documents_every_option() -> None:
     readme = (ROOT / "README.md").read_text()
     for key, default, doc in describe_options(Config):
         assert f"| `{key}` | `{default}` | {doc} |" in readme, f"README's config reference lacks {key}"
+
+
+def test_readme_set_up_is_two_commands_and_the_first_installs_cpu_torch() -> None:
+    readme = (ROOT / "README.md").read_text()
+    setup = readme[readme.index("## Set up"):readme.index("## The command")]
+    commands = re.findall(r"```sh\n(.*?)\n```", setup, re.S)
+    assert len(commands) == 2
+    assert commands[0].startswith("pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu")
+    assert "needs root" in setup and "skipped" in setup
+
+
+def test_torch_has_a_lower_bound_and_no_cap() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = [d for d in pyproject["project"]["dependencies"] if d.startswith(("torch>", "torchvision>"))]
+    assert pins == ["torch>=2.9", "torchvision>=0.24"]
+    assert "our machines" not in (ROOT / "pyproject.toml").read_text()
