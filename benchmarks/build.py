@@ -41,9 +41,11 @@ def main() -> None:
     print(f"config: {args.config}")
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"cuda={'yes' if torch.cuda.is_available() else 'no'}")
-    print(f"{'stage':<28} {'cold s':>8} {'warm s':>8}")
+    total = rows[-1][1]
+    print(f"{'stage':<28} {'cold s':>8} {'share':>6} {'warm s':>8}")
     for label, cold, warm in rows:
-        print(f"{label:<28} {cold:8.1f} {warm:8.1f}")
+        print(f"{label:<28} {cold:8.1f} {100 * cold / total:5.1f}% {warm:8.1f}")
+    print(f"budget: the cold build must stay under 300 s on 2 cores; this one used {100 * total / 300:.0f}% of it")
     print(f"benchmark wall time: {time.perf_counter() - start:.1f} s")
 
 

@@ -237,3 +237,124 @@ def _zeros(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
     floating = reference is not None and reference.is_floating_point()
     return torch.zeros(1, *input_shape, device=reference.device if reference is not None else None,
                        dtype=reference.dtype if floating else None)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where the units of one layer look in the input image, per axis (rows, columns).
+
+    `size`: input pixels one unit sees; `jump`: input pixels between neighbouring units (the
+    cumulative stride); `start`: input coordinate of the centre of unit (0, 0), with pixel i centred
+    at i, so it can be fractional or negative (padding). Unit i is centred at start + i * jump.
+    """
+
+    size: tuple[int, int]
+    jump: tuple[float, float]
+    start: tuple[float, float]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    return (int(values[0]), int(values[-1]))
+
+
+def _window(module: nn.Module, in_hw: tuple[int, int], out_hw: tuple[int, int]
+            ) -> tuple[tuple[int, int], tuple[float, float], tuple[float, float]] | None:
+    """(effective kernel, stride, padding) per axis of a module that slides a window, None for pointwise ones."""
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        kernel, stride, padding = _pair(module.kernel_size), _pair(module.stride), module.padding
+        dilation = _pair(getattr(module, "dilation", 1))
+        if isinstance(padding, str):  # 'same' pads (k - 1) / 2 per side; 'valid' pads nothing
+            padding = tuple((d * (k - 1)) / 2 for k, d in zip(kernel, dilation, strict=True)) if padding == "same" \
+                else (0, 0)
+        padding = tuple(float(p) for p in (padding if isinstance(padding, (tuple, list)) else (padding, padding)))
+        effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+        # ceil_mode only appends units at the end; it changes neither size, jump nor start
+        return effective, stride, padding  # type: ignore[return-value]
+    if in_hw == out_hw:
+        return None  # ReLU, batch norm, dropout, identity-sized adaptive pooling ...
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        # window i spans [floor(i * n / m), ceil((i + 1) * n / m)): report the widest window and the mean step
+        kernel = tuple(max(-(-(i + 1) * n // m) - (i * n // m) for i in range(m)) for n, m in zip(in_hw, out_hw,
+                                                                                                  strict=True))
+        stride = tuple(n / m for n, m in zip(in_hw, out_hw, strict=True))
+        return kernel, stride, (0.0, 0.0)  # type: ignore[return-value]
+    # any other module that changes the spatial size: assume each output sees its whole input (an upper bound)
+    return in_hw, (1.0, 1.0), (0.0, 0.0)
+
+
+def _spatial(tensor: torch.Tensor | None) -> tuple[int, int] | None:
+    return (int(tensor.shape[-2]), int(tensor.shape[-1])) if tensor is not None and tensor.dim() == 4 else None
+
+
+def receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, ReceptiveField]:
+    """Receptive field of every executed leaf module's output, keyed by module path (and "input").
+
+    Computed from the architecture by one forward pass on zeros: each module's field follows from
+    the field of the tensor it received (traced by identity, so branches are followed; a tensor made
+    by a functional op, such as a residual sum or torch.flatten, inherits the latest field) and its
+    kernel, stride, padding and dilation. A module that turns a (C, H, W) map into a vector (Flatten,
+    or a Linear layer fed one) sees the whole map, as does every layer after it.
+    """
+    fields: dict[str, ReceptiveField] = {"input": ReceptiveField((1, 1), (1.0, 1.0), (0.0, 0.0))}
+    # traced tensor id -> (its field, its (H, W) or None for vectors); tensors are kept alive so ids stay unique
+    by_tensor: dict[int, tuple[ReceptiveField, tuple[int, int] | None]] = {}
+    alive: list[torch.Tensor] = []
+    latest: list[tuple[ReceptiveField, tuple[int, int] | None]] = [(fields["input"], tuple(input_shape[-2:]))]
+    leaves = [(name, m) for name, m in model.named_modules() if next(m.children(), None) is None and name]
+
+    def remember(tensor: torch.Tensor, field: ReceptiveField) -> None:
+        by_tensor[id(tensor)] = latest[0] = (field, _spatial(tensor))
+        alive.append(tensor)
+
+    def tracer(name: str) -> Any:
+        def trace(module: nn.Module, inputs: Any, output: Any) -> None:
+            source, result = _first_tensor(inputs), _first_tensor(output)
+            field, source_hw = by_tensor.get(id(source), latest[0]) if source is not None else latest[0]
+            out_hw = _spatial(result)
+            if source_hw is not None and out_hw is not None:
+                window = _window(module, source_hw, out_hw)
+            elif source_hw is not None:  # a map became a vector here or in a functional op before: one window
+                window = (source_hw, (1.0, 1.0), (0.0, 0.0))
+            else:
+                window = None
+            if window is not None:
+                kernel, stride, padding = window
+                field = ReceptiveField(
+                    size=tuple(int(s + (k - 1) * j) for s, k, j in zip(field.size, kernel, field.jump, strict=True)),
+                    jump=tuple(float(j * s) for j, s in zip(field.jump, stride, strict=True)),
+                    start=tuple(float(st + ((k - 1) / 2 - p) * j)
+                                for st, k, p, j in zip(field.start, kernel, padding, field.jump, strict=True)),
+                )  # type: ignore[arg-type]
+            fields.setdefault(name, field)
+            if result is not None:
+                remember(result, field)
+        return trace
+
+    x = _zeros(model, input_shape)
+    modes = {m: m.training for m in model.modules()}
+    handles = [m.register_forward_hook(tracer(name)) for name, m in leaves]
+    remember(x, fields["input"])
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, training in modes.items():
+            m.training = training
+    return fields
+
+
+def receptive_box(field: ReceptiveField, position: tuple[int, int], image_hw: tuple[int, int]
+                  ) -> tuple[int, int, int, int]:
+    """Input pixels (top, left, bottom, right; bottom/right exclusive) seen by the unit at output
+    `position` (row, column), clipped to an image of `image_hw` pixels."""
+    box = []
+    for axis in range(2):
+        first = field.start[axis] + position[axis] * field.jump[axis] - (field.size[axis] - 1) / 2
+        low = int(round(first))
+        box.append((max(low, 0), min(low + field.size[axis], image_hw[axis])))
+    (top, bottom), (left, right) = box
+    return top, left, bottom, right

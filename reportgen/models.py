@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import TORCHVISION_PREFIX
+
 ArchFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ArchFactory] = {}
-TORCHVISION_PREFIX = "torchvision:"
 
 
 class ModelError(Exception):

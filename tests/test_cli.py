@@ -59,3 +59,13 @@ def test_counts_in_messages_agree_with_their_nouns(tmp_path: Path, capsys) -> No
     site = Artifact("site", "", tmp_path, {"label": "site"}, False, 0.1)
     data = Artifact("data", "k", tmp_path, {"label": "data"}, True, 0.0)
     assert "(1 stage built, 1 from cache)" in summary(BuildResult(tmp_path, [data, site]))
+def test_architecture_and_non_finite_mistakes_exit_2_before_any_data_is_read(tmp_path: Path, capsys) -> None:
+    # the data folder does not exist: reaching the data stage would exit 1 instead
+    (tmp_path / "config.toml").write_text('[data]\nsource = "folder"\npath = "photos"\nseed = -1\n'
+                                          '[[models]]\nname = "A"\narch = "resnet9000"\nlr = inf\n'
+                                          '[[models]]\nname = "B"\nweights = "w.pth"\n')
+    assert main(["build", "--config", str(tmp_path / "config.toml")]) == 2
+    err = capsys.readouterr().err
+    for key in ("models[0].arch", "models[0].lr", "data.seed", "models[1].weights"):
+        assert f"  {key}: " in err, err
+    assert "Traceback" not in err and "photos" not in err
