@@ -319,6 +319,7 @@ def make_env(cfg: Config) -> Environment:
     # goes through _finalize, so escaping does not depend on each template remembering it.
     env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
                                lstrip_blocks=True, autoescape=True, finalize=_finalize)
+    env.globals["site_name"] = SITE_NAME  # every page extends base.html, whatever its own context
     env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
     env.filters["percent"] = stats.format_percent
     env.filters["percent_ci"] = stats.format_proportion_ci
@@ -635,7 +636,6 @@ def build_context(cfg: Config, dataset: Dataset, models: list[ModelRecord]) -> d
     augment = cfg.data.augment
     return {
         "site": cfg.site,
-        "site_name": SITE_NAME,
         "date": post_date(cfg, models),
         "data": {
             "source": cfg.data.source,
