@@ -27,6 +27,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from .cache import CACHE_TAG, SITE_MARKER, Artifact
 from .config import AugmentConfig, DataConfig
+from .errors import DataError
 from .progress import track
 
 log = logging.getLogger("reportgen")
@@ -37,9 +38,6 @@ TRAIN, VAL, TEST = range(3)
 _LAYOUT = "one subfolder per class, or train/, val/ (optional) and test/ subfolders each with one subfolder per class"
 _DECODE_CHUNK = 64  # images per thread-pool task: amortizes scheduling without starving the progress display
 
-
-class DataError(Exception):
-    """Bad data input; the message is ONE line naming the file/folder and what is accepted."""
 
 
 @dataclass

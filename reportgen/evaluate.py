@@ -14,10 +14,7 @@ from .cache import Artifact
 from .checkpoint import load_model
 from .config import EvaluateConfig
 from .data import Dataset
-
-
-class EvaluateError(Exception):
-    """An evaluation setting that does not fit the data; the message is one line."""
+from .errors import EvaluateError
 
 
 def check_group(cfg: EvaluateConfig, class_names: tuple[str, ...]) -> None:

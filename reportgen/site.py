@@ -37,6 +37,7 @@ from .config import Config, section
 from .data import SPLITS, Dataset, augmented_train_count, split_counts
 from .describe import read_summary
 from .diagram import format_count
+from .errors import SiteError
 from .evaluate import ConfusionTable
 
 log = logging.getLogger("reportgen")
@@ -47,9 +48,6 @@ _HERE = Path(__file__).resolve().parent
 TEMPLATES = next((p for p in (_HERE / "templates", _HERE.parent / "templates") if (p / "base.html").is_file()),
                  _HERE.parent / "templates")
 
-
-class SiteError(Exception):
-    """An output folder or template problem; the message is one line."""
 
 
 @dataclass(frozen=True)
