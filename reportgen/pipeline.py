@@ -10,6 +10,7 @@ hyperparameters retrains only that model.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,23 @@ from pathlib import Path
 
 import torch
 
-from . import data, describe, diagram, evaluate, figures, models, site, train
+from . import (
+    checkpoint,
+    data,
+    describe,
+    diagram,
+    evaluate,
+    figures,
+    frames,
+    layers,
+    models,
+    preferred,
+    preferred_figures,
+    preferred_site,
+    site,
+    train,
+    video,
+)
 from .cache import Artifact, Cache, Stage
 from .checkpoint import check_compatible, pick_device
 from .config import Config, ModelConfig
@@ -32,6 +49,11 @@ TRAIN = Stage("train", train.train_stage, code=(data, models))
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage, code=(data, models))
 DESCRIBE = Stage("describe", describe.describe_stage, code=(models,))
 FIGURES = Stage("figures", figures.figures_stage, code=(diagram,))
+_OPTVIS = tuple(importlib.import_module(f"reportgen.optvis.{name}")
+                for name in ("objectives", "param", "regularizers", "render", "search", "transforms"))
+PREFERRED = Stage("preferred", preferred.preferred_stage, code=(*_OPTVIS, layers, checkpoint, data, models))
+PREFERRED_FIGURES = Stage("preferred-figures", preferred_figures.preferred_figures_stage,
+                          code=(preferred, frames, video))
 
 
 @dataclass
@@ -74,14 +96,30 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
                               "models": [{"name": r.name, "key": r.key} for r in records]},
                     dataset_art, *(r.description for r in records), label="figures")]
 
+    sections = [_preferred(cfg, dataset_art, records, device, run)] if cfg.preferred.enabled else []
+
     site_start = time.perf_counter()
-    site.render(cfg, out, dataset, records, drawings)
+    site.render(cfg, out, dataset, records, drawings, sections=sections)
     stages.append(Artifact("site", "", out, {"label": "site"}, False, time.perf_counter() - site_start))
     result = BuildResult(out, stages)
     if prune:
         result.pruned = cache.prune()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _preferred(cfg: Config, dataset_art: Artifact, records: list[site.ModelRecord], device: str,
+               run: Callable[..., Artifact]) -> site.Section:
+    """Section 2: every unit's preferred input per model (compute), then its pictures (drawing)."""
+    computed, drawn = [], []
+    for r in records:
+        computed.append(run(PREFERRED, {"preferred": preferred.keyed(cfg.preferred), "device": device},
+                            dataset_art, r.model, label=f"preferred inputs {r.name}",
+                            runtime={"threads": cfg.preferred.threads or cfg.build.workers}))
+        drawn.append(run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
+                                             "fps": cfg.preferred.movie_fps},
+                         computed[-1], label=f"preferred figures {r.name}"))
+    return preferred_site.section(cfg.preferred, records, computed, drawn)
 
 
 def _data_params(cfg: Config) -> dict[str, object]:

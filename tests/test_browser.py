@@ -285,3 +285,49 @@ def test_every_page_and_every_link_between_pages_resolves(browser: Browser, site
     assert not broken, broken
     home_links = [href for source, href in links if source == root + POST and href.split("#")[0] == root + "index.html"]
     assert home_links, "the post does not link back to the home page"
+
+
+# The viewBox of the unit graph, read after each interaction.
+_VIEWBOX = "() => document.querySelector('#unitgraph svg').getAttribute('viewBox')"
+
+
+def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: Browser, site: Path) -> None:
+    """The pannable graph works opened from disk: keys pan and zoom it, every sheet image loads, nothing
+    leaves the machine, no console error, and a click on a thumbnail opens that unit's atlas entry."""
+    root = site.as_uri() + "/"
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+    errors: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root)
+                  else (outside.append(route.request.url), route.abort())[1])
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    try:
+        page.goto(root + "posts/visualizing-two-cnns/graph/model-i.html")
+        whole = page.evaluate(_VIEWBOX)
+        graph = page.locator("#unitgraph")
+        graph.focus()
+        page.keyboard.press("+")
+        zoomed = page.evaluate(_VIEWBOX)
+        page.keyboard.press("ArrowRight")
+        panned = page.evaluate(_VIEWBOX)
+        assert len({whole, zoomed, panned}) == 3, (whole, zoomed, panned)
+        width = lambda box: float(box.split()[2])  # noqa: E731
+        assert width(zoomed) == pytest.approx(width(whole) / 1.25, rel=1e-3)
+        assert "Zoom 1.3x" in page.locator("#unitgraph-status").inner_text()
+        page.keyboard.press("0")
+        assert page.evaluate(_VIEWBOX) == whole
+        # the sprite sheets behind the thumbnails were fetched from disk
+        sheets = page.evaluate("() => new Set(Array.from(document.querySelectorAll('#unitgraph image'),"
+                               " i => i.href.baseVal)).size")
+        assert sheets == 1 + 7  # the input's and one per layer of Model I
+        page.locator('#unitgraph a[href$="/fc6.html#unit-3"]').click()
+        page.wait_for_url("**/atlas/model-i/fc6.html#unit-3")
+        assert page.locator("#unit-3").is_visible()
+    finally:
+        context.close()
+    assert not outside, outside
+    assert not errors, errors
