@@ -150,11 +150,11 @@ class ModelConfig:
 class PreferredConfig:
     enabled: bool = option(True, "Section 2: a preferred input for every unit of every layer, by regularized "
                                  "activation maximization.")
-    steps: int = option(48, "Adam steps of gradient ascent per unit (the searched settings and the final renders "
+    steps: int = option(16, "Adam steps of gradient ascent per unit (the searched settings and the final renders "
                             "alike).", between(1, 4096))
-    trials: int = option(6, "Random-search trials of regularization settings per model; each layer keeps its "
+    trials: int = option(4, "Random-search trials of regularization settings per model; each layer keeps its "
                             "best.", between(1, 200))
-    search_units: int = option(8, "Units sampled per layer to score each trial, among those some test image "
+    search_units: int = option(4, "Units sampled per layer to score each trial, among those some test image "
                                               "activates.",
                                between(1, 512))
     class_seeds: int = option(3, "Noise seeds, hence reconstructions, per output-class unit.", between(1, 8))
