@@ -180,7 +180,7 @@ class PreferredConfig:
                             between(1, 60))
     threads: int = option(1, "Torch CPU threads while optimizing (speed only, not results; 1 was fastest "
                              "on a shared 2-core CPU); 0 keeps build.workers.", at_least(0))
-    seed: int = option(0, "Seed of the unit samples, the search and the starting noise.")
+    seed: int = option(0, "Seed of the unit samples, the search and the starting noise.", _seed)
 
 
 @dataclass(frozen=True)
