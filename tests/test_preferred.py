@@ -151,7 +151,8 @@ def test_edges_follow_the_weights_between_consecutive_layers() -> None:
 def test_strongest_edges_keep_the_k_largest_positive_weights_per_unit() -> None:
     matrix = np.array([[0.5, -2.0, 0.1, 0.3], [-1.0, -1.0, -1.0, 0.2]])
     edges = preferred_figures.strongest_edges({"edges_0": matrix}, 1, 2)
-    assert edges == [(1, 0, 0, 1.0), (1, 0, 3, pytest.approx(0.6)), (1, 1, 3, pytest.approx(0.4))]
+    # kept: 0.5, 0.3 (unit 0) and 0.2 (unit 1); colours span the weakest to the strongest kept edge
+    assert edges == [(1, 0, 0, 1.0), (1, 0, 3, pytest.approx(1 / 3)), (1, 1, 3, 0.0)]
 
 
 def test_layout_keeps_thumbnails_apart_and_layers_in_order() -> None:
