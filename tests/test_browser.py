@@ -340,8 +340,8 @@ def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: B
         sheets = page.evaluate("() => new Set(Array.from(document.querySelectorAll('#unitgraph image'),"
                                " i => i.href.baseVal)).size")
         assert sheets == 1 + 7  # the input's and one per layer of Model I
-        # the thumbnail itself (the link's box also spans the clipped-away rest of the sprite sheet)
-        page.locator('#unitgraph a[href$="/fc6.html#unit-3"] > svg').click()
+        # the unit's own square: the link's box also spans the clipped-away rest of the sprite sheet
+        page.locator('#unitgraph a[href$="/fc6.html#unit-3"] > rect.hit').click()
         page.wait_for_url("**/atlas/model-i/fc6.html#unit-3")
         assert page.locator("#unit-3").is_visible()
     finally:
