@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import ConfigError, load_config
-from .errors import DataError, EvaluateError, LayerError, ModelError, SiteError
+from .errors import DataError, EvaluateError, LayerError, ModelError, SettingError, SiteError
 
 if TYPE_CHECKING:
     from .pipeline import BuildResult
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its INFO notes are about its own arguments
     try:
         cfg = load_config(args.config)
         from .pipeline import build  # imports torch: keep `--help` and config errors instant
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reportgen: error: {e.path}: {len(e.problems)} problem(s) in the config:", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
+        return 2
+    except SettingError as e:  # a setting the model or data cannot meet: a config problem
+        print(f"reportgen: error: {e}", file=sys.stderr)
         return 2
     except INPUT_ERRORS as e:
         print(f"reportgen: error: {e}", file=sys.stderr)

@@ -21,12 +21,15 @@ import torch
 
 from . import (
     checkpoint,
+    clusters,
     data,
     describe,
     diagram,
+    embedding,
     evaluate,
     figures,
     frames,
+    imagemap,
     layers,
     models,
     preferred,
@@ -37,9 +40,10 @@ from . import (
     video,
 )
 from .cache import Artifact, Cache, Stage
-from .checkpoint import check_compatible, pick_device, read_checkpoint
+from .checkpoint import check_compatible, load_model, pick_device, read_checkpoint
 from .config import Config, ModelConfig
 from .data import Dataset
+from .errors import SettingError
 from .models import ModelError
 
 log = logging.getLogger("reportgen")
@@ -54,6 +58,8 @@ _OPTVIS = tuple(importlib.import_module(f"reportgen.optvis.{name}")
 PREFERRED = Stage("preferred", preferred.preferred_stage, code=(*_OPTVIS, layers, checkpoint, data, models))
 PREFERRED_FIGURES = Stage("preferred-figures", preferred_figures.preferred_figures_stage,
                           code=(preferred, frames, video))
+CLUSTERS = Stage("clusters", embedding.clusters_stage, code=(checkpoint, data, layers, models))
+CLUSTER_FIGURES = Stage("clusters-figures", imagemap.clusters_figures_stage, code=(data,))
 
 
 @dataclass
@@ -98,11 +104,18 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     drawings = [run(FIGURES, {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed,
                               "models": [{"name": r.name, "key": r.key} for r in records]},
                     dataset_art, *(r.description for r in records), label="figures")]
-
     sections = [_preferred(cfg, dataset_art, records, device, run)] if cfg.preferred.enabled else []
+    if cfg.clusters.enabled:
+        # keyed on the mapped model's artifact, not its display name; threads and batch size are speed only
+        computed = run(CLUSTERS, {"clusters": dataclasses.replace(cfg.clusters, model=""), "device": device},
+                       dataset_art, records[clusters.mapped_model(cfg)].model, *(r.model for r in records),
+                       label="clusters", runtime={"n_jobs": cfg.build.workers or embedding.TSNE_THREADS,
+                                                  "batch_size": cfg.evaluate.batch_size})
+        pictures = run(CLUSTER_FIGURES, {}, dataset_art, computed, label="clusters figures")
+        sections.append(clusters.section(cfg, records, dataset.class_names, computed, pictures))
 
     site_start = time.perf_counter()
-    site.render(cfg, out, dataset, records, drawings, sections=sections)
+    site.render(cfg, out, dataset, records, drawings, sections)
     stages.append(Artifact("site", "", out, {"label": "site"}, False, time.perf_counter() - site_start))
     result = BuildResult(out, stages)
     if prune:
@@ -173,6 +186,26 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
         if m.checkpoint:
             path = cfg.resolve(m.checkpoint)
             check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
+    if cfg.clusters.enabled:
+        _check_clusters(cfg, dataset)
+
+
+def _check_clusters(cfg: Config, dataset: Dataset) -> None:
+    """The mapped layer must exist in the mapped model and the queries must point at mapped images:
+    known from the architecture (an untrained copy) before any model trains."""
+    m = cfg.models[clusters.mapped_model(cfg)]
+    shape = (dataset.images.shape[3], dataset.images.shape[1], dataset.images.shape[2])
+    if m.checkpoint:
+        network = load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
+    else:
+        network = models.create_model(m.arch, in_channels=shape[0], image_size=shape[1],
+                                      num_classes=len(dataset.class_names), width=m.width, dropout=m.dropout)
+    embedding.mapped_layer(network.eval(), shape, cfg.clusters.layer, m.name)
+    count = len(embedding.mapped_rows(dataset, cfg.clusters.images))
+    if count < 2:
+        raise SettingError(f"clusters.images: {count} {cfg.clusters.images} image(s), too few to map; "
+                           "choose 'all', or set clusters.enabled = false")
+    embedding.check_queries(cfg.clusters.queries, count)
 
 
 def _training_settings(m: ModelConfig) -> ModelConfig:
