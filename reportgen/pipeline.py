@@ -51,7 +51,7 @@ log = logging.getLogger("reportgen")
 DATA = Stage("data", data.dataset_stage)
 TRAIN = Stage("train", train.train_stage, code=(data, models))
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage, code=(data, models))
-DESCRIBE = Stage("describe", describe.describe_stage, code=(models,))
+DESCRIBE = Stage("describe", describe.describe_stage, code=(models, layers, checkpoint))
 FIGURES = Stage("figures", figures.figures_stage, code=(diagram,))
 _OPTVIS = tuple(importlib.import_module(f"reportgen.optvis.{name}")
                 for name in ("objectives", "param", "regularizers", "render", "search", "transforms"))
@@ -154,7 +154,10 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
         return Artifact.external("checkpoint", cfg.resolve(m.checkpoint))
     weights = [Artifact.external("weights", cfg.resolve(m.weights))] if m.weights else []
     try:
-        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device},
+        # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS)
+        threads = cfg.build.workers or train.DEFAULT_THREADS
+        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device,
+                           "threads": threads},
                    dataset_art, *weights, label=f"train {m.name}")
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None

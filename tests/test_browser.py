@@ -386,3 +386,33 @@ def test_the_built_map_page_shows_a_label_on_hover_from_disk(browser: Browser, s
     assert not errors, errors
     assert all(url.startswith(root) for url in requests), requests
     assert any(url.endswith("figures/clusters-viewer/sprites-0.png") for url in requests)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, site: Path, tmp_path: Path,
+                                                            width: int) -> None:
+    """On a phone and on a desktop: nothing is wider than the screen, and the learning curves' smallest
+    text (the legend, a point below the tick labels) renders at 9 CSS px or more."""
+    from reportgen.figures import CURVE_DPI, CURVE_FONT_PT
+
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto(site.as_uri() + "/" + POST)
+        found = page.evaluate("""() => ({
+          scroll: document.documentElement.scrollWidth,
+          images: Array.from(document.querySelectorAll("figure img"), img => ({
+            src: img.getAttribute("src"), width: img.getBoundingClientRect().width,
+            right: img.getBoundingClientRect().right, natural: img.naturalWidth })),
+        })""")
+        page.screenshot(path=str(tmp_path / f"post-{width}.png"), full_page=True)
+    finally:
+        context.close()
+    assert found["scroll"] <= width, f"the post scrolls sideways at {width} px: {found['scroll']} px wide"
+    assert all(img["right"] <= width + 0.5 for img in found["images"]), found["images"]
+    curves = [img for img in found["images"] if img["src"].startswith("figures/curves-")]
+    assert len(curves) == 2
+    for img in curves:
+        smallest_px = (CURVE_FONT_PT - 1) * CURVE_DPI / 72 * img["width"] / img["natural"]
+        assert smallest_px >= 9, f"{img['src']} at {width} px: legend text {smallest_px:.1f} px"

@@ -53,7 +53,7 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
     saved = np.load(evaluation.file("predictions.npz"))
     confident = saved["probs"].max(1) >= 0.5
     correct = int(((saved["probs"].argmax(1) == saved["labels"]) & confident).sum())
-    assert f"({correct} / " in html
+    assert f"({correct}, " in html
 
 
 def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
@@ -224,6 +224,20 @@ def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
     assert "had no validation set" in html and "nan%" not in html
 
 
+def test_the_post_names_each_set_and_reads_as_written_by_a_person(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
+    for name, page in pages.items():
+        text = re.sub(r"<[^>]+>", " ", page)
+        assert "held-out" not in text and "(s)" not in text and "mnist5k" not in text, name
+        assert not re.search(r"\b1 (more )?times\b|\b\d+\.0 times\b", text), name
+    post = pages["post"]
+    assert "validation accuracy after epoch" in post and "of the 60 test images correctly" in post
+    assert "used twice per epoch: once as it is and once more with random shifts of up to one pixel" in post
+    assert "McNemar" in post and ("which is significant" in post or "not significant" in post)
+    assert "None of these layers has a bias" in post and "The output layer, fc7," in post
+    assert re.search(r"<title>reportgen notebook</title>", pages["index"])
 def test_a_diverging_model_is_named_with_its_learning_rate(tiny_config: Path) -> None:
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.02\n", "lr = 1e12\n"))
     with pytest.raises(ModelError, match=r"models\[0\] \(Model I\): training diverged: .* lr = 1e\+12"):
@@ -352,7 +366,7 @@ batch_size = 16
     for name in HOSTILE:
         assert name in text, name  # class names: split table, confusion tables, augmentation sentence
     figures = site / "posts" / "visualizing-two-cnns" / "figures"
-    assert (figures / "samples.png").is_file() and (figures / "learning-curves.png").is_file()
+    assert (figures / "samples.png").is_file() and len(list(figures.glob("curves-*.png"))) == len(models)
     for svg in figures.glob("*.svg"):
         assert "<img" not in svg.read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in (figures / "architecture-img-src-x-onerror-alert-1.svg").read_text()
