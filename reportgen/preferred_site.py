@@ -28,7 +28,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
         summary, arrays, weights = read(comp)
         graph = json.loads(draw.file(f"preferred/{model.key}/graph.json").read_text())
         folder = f"figures/preferred/{model.key}/"
-        contexts.append(_model_context(model, summary, arrays, graph, folder, comp))
+        contexts.append(_model_context(model, summary, arrays, graph, folder))
         contexts[-1]["filter_size"] = list(weights["filters"].shape[2:]) if "filters" in weights else None
         pages.append(Page(f"graph/{model.key}.html", "unitgraph.html",
                           {"graph": _graph_page(model, summary, graph, folder)}))
@@ -62,7 +62,7 @@ def _settings_row(settings: dict[str, Any]) -> dict[str, str]:
 
 
 def _model_context(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.ndarray],
-                   graph: dict[str, Any], folder: str, comp: Artifact) -> dict[str, Any]:
+                   graph: dict[str, Any], folder: str) -> dict[str, Any]:
     layers = []
     all_ratios = []
     for i, layer in enumerate(summary["layers"]):
@@ -98,8 +98,7 @@ def _model_context(model: ModelRecord, summary: dict[str, Any], arrays: dict[str
         "filter_count": summary["layers"][0]["units"], "input_channels": summary["input_shape"][0],
         "movie": folder + "graph.mp4", "poster": folder + "graph.png", "movie_info": graph["movie"],
         "graph_page": f"graph/{model.key}.html", "edges": len(graph["edges"]),
-        "seconds": summary["seconds"], "threads": summary["threads"],
-        "stage_seconds": None if comp.cached else comp.seconds,
+        "threads": summary["threads"],
     }
 
 
