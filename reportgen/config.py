@@ -183,8 +183,9 @@ class PreferredConfig:
     edges: int = option(3, "Strongest incoming edges drawn per unit in the unit graph.", between(1, 16))
     movie_fps: int = option(12, "Frames per second of the unit-graph movies (their length is fixed in seconds).",
                             between(1, 60))
-    threads: int = option(1, "Torch CPU threads while optimizing (speed only, not results; 1 was fastest "
-                             "on a shared 2-core CPU); 0 keeps build.workers.", at_least(0))
+    threads: int = option(1, "Torch CPU threads while optimizing (1 was fastest on a shared 2-core CPU); "
+                             "0 takes build.workers. Keyed: sums split across threads may round differently.",
+                          at_least(0))
     seed: int = option(0, "Seed of the unit samples, the search and the starting noise.", _seed)
 
 

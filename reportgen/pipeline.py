@@ -129,9 +129,10 @@ def _preferred(cfg: Config, dataset_art: Artifact, records: list[site.ModelRecor
     """Section 2: every unit's preferred input per model (compute), then its pictures (drawing)."""
     computed, drawn = [], []
     for r in records:
-        computed.append(run(PREFERRED, {"preferred": preferred.keyed(cfg.preferred), "device": device},
-                            dataset_art, r.model, label=f"preferred inputs {r.name}",
-                            runtime={"threads": cfg.preferred.threads or cfg.build.workers}))
+        # the thread count is keyed, as for training: float sums split across threads may round differently
+        computed.append(run(PREFERRED, {"preferred": preferred.keyed(cfg.preferred), "device": device,
+                                        "threads": cfg.preferred.threads or cfg.build.workers or 1},
+                            dataset_art, r.model, label=f"preferred inputs {r.name}"))
         drawn.append(run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
                                              "fps": cfg.preferred.movie_fps},
                          computed[-1], label=f"preferred figures {r.name}"))

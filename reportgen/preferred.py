@@ -47,13 +47,12 @@ class LayerSearch:
 
 
 def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,
-                    threads: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
+                    chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
     """Search, render and measure every unit of one model; `params` = {"preferred": PreferredConfig,
-    "device": str}. `threads` and `chunk_size` change speed only."""
+    "device": str, "threads": torch CPU threads}. `chunk_size` changes speed only (rows are independent)."""
     cfg: PreferredConfig = params["preferred"]
     before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(params["threads"])
     try:
         return _run(folder, cfg, params["device"], dataset, model, chunk_size)
     finally:
@@ -235,6 +234,6 @@ def read(artifact: Artifact) -> tuple[dict[str, Any], dict[str, np.ndarray], dic
 
 
 def keyed(cfg: PreferredConfig) -> PreferredConfig:
-    """The settings as the compute stage is keyed on them: threads change speed, not results, and the
-    edges and frame rate only change drawings."""
+    """The settings as the compute stage is keyed on them: the thread count is keyed on its own (resolved
+    against build.workers), and the edges and frame rate only change drawings."""
     return replace(cfg, threads=0, edges=0, movie_fps=0)
