@@ -164,6 +164,32 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class PreferredConfig:
+    enabled: bool = option(True, "Section 2: a preferred input for every unit of every layer, by regularized "
+                                 "activation maximization.")
+    steps: int = option(16, "Adam steps of gradient ascent per unit (the searched settings and the final renders "
+                            "alike).", between(1, 4096))
+    trials: int = option(4, "Random-search trials of regularization settings per model; each layer keeps its "
+                            "best.", between(1, 200))
+    search_units: int = option(4, "Units sampled per layer to score each trial, among those some test image "
+                                              "activates.",
+                               between(1, 512))
+    class_seeds: int = option(3, "Noise seeds, hence reconstructions, per output-class unit.", between(1, 8))
+    objective: str = option("center", "What a conv channel maximizes: its 'center' neuron (only its receptive "
+                                      "field matters; that crop is shown) or its spatial 'mean'.",
+                            one_of("center", "mean"))
+    parameterization: str = option("search", "Image parameterization: 'pixel', 'fourier', or 'search' to let "
+                                             "the random search pick per layer.", one_of("search", "pixel", "fourier"))
+    edges: int = option(3, "Strongest incoming edges drawn per unit in the unit graph.", between(1, 16))
+    movie_fps: int = option(12, "Frames per second of the unit-graph movies (their length is fixed in seconds).",
+                            between(1, 60))
+    threads: int = option(1, "Torch CPU threads while optimizing (1 was fastest on a shared 2-core CPU); "
+                             "0 takes build.workers. Keyed: sums split across threads may round differently.",
+                          at_least(0))
+    seed: int = option(0, "Seed of the unit samples, the search and the starting noise.", _seed)
+
+
+@dataclass(frozen=True)
 class ClustersConfig:
     enabled: bool = option(True, "Section 4: a t-SNE map of test images and their nearest neighbours.")
     model: str = option("", "Display name of the model whose descriptors are mapped; empty means the last "
@@ -187,6 +213,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "Images and splits."})
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata={"doc": "Test-set evaluation."})
     models: tuple[ModelConfig, ...] = field(default=(), metadata={"doc": "The networks, as [[models]] tables."})
+    preferred: PreferredConfig = field(default_factory=PreferredConfig,
+                                       metadata={"doc": "Section 2: preferred inputs."})
     clusters: ClustersConfig = field(default_factory=ClustersConfig, metadata={"doc": "Section 4: clusterings."})
     root: Path = field(default=Path("."), metadata={"internal": True})
 

@@ -10,6 +10,7 @@ hyperparameters retrains only that model.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,11 +28,16 @@ from . import (
     embedding,
     evaluate,
     figures,
+    frames,
     imagemap,
     layers,
     models,
+    preferred,
+    preferred_figures,
+    preferred_site,
     site,
     train,
+    video,
 )
 from .cache import Artifact, Cache, Stage
 from .checkpoint import check_compatible, load_model, pick_device, read_checkpoint
@@ -47,6 +53,11 @@ TRAIN = Stage("train", train.train_stage, code=(data, models))
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage, code=(data, models))
 DESCRIBE = Stage("describe", describe.describe_stage, code=(models, layers, checkpoint))
 FIGURES = Stage("figures", figures.figures_stage, code=(diagram,))
+_OPTVIS = tuple(importlib.import_module(f"reportgen.optvis.{name}")
+                for name in ("objectives", "param", "regularizers", "render", "search", "transforms"))
+PREFERRED = Stage("preferred", preferred.preferred_stage, code=(*_OPTVIS, layers, checkpoint, data, models))
+PREFERRED_FIGURES = Stage("preferred-figures", preferred_figures.preferred_figures_stage,
+                          code=(preferred, frames, video))
 CLUSTERS = Stage("clusters", embedding.clusters_stage, code=(checkpoint, data, layers, models))
 CLUSTER_FIGURES = Stage("clusters-figures", imagemap.clusters_figures_stage, code=(data,))
 
@@ -93,7 +104,7 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     drawings = [run(FIGURES, {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed,
                               "models": [{"name": r.name, "key": r.key} for r in records]},
                     dataset_art, *(r.description for r in records), label="figures")]
-    sections = []
+    sections = [_preferred(cfg, dataset_art, records, device, run)] if cfg.preferred.enabled else []
     if cfg.clusters.enabled:
         # keyed on the mapped model's artifact, not its display name; threads and batch size are speed only
         computed = run(CLUSTERS, {"clusters": dataclasses.replace(cfg.clusters, model=""), "device": device},
@@ -111,6 +122,21 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
         result.pruned = cache.prune()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _preferred(cfg: Config, dataset_art: Artifact, records: list[site.ModelRecord], device: str,
+               run: Callable[..., Artifact]) -> site.Section:
+    """Section 2: every unit's preferred input per model (compute), then its pictures (drawing)."""
+    computed, drawn = [], []
+    for r in records:
+        # the thread count is keyed, as for training: float sums split across threads may round differently
+        computed.append(run(PREFERRED, {"preferred": preferred.keyed(cfg.preferred), "device": device,
+                                        "threads": cfg.preferred.threads or cfg.build.workers or 1},
+                            dataset_art, r.model, label=f"preferred inputs {r.name}"))
+        drawn.append(run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
+                                             "fps": cfg.preferred.movie_fps},
+                         computed[-1], label=f"preferred figures {r.name}"))
+    return preferred_site.section(cfg.preferred, records, computed, drawn)
 
 
 def _data_params(cfg: Config) -> dict[str, object]:

@@ -28,6 +28,12 @@ shift = 1
 uncertain = "threshold"
 threshold = 0.5
 
+[preferred]
+steps = 4
+trials = 2
+search_units = 2
+movie_fps = 4
+
 [[models]]
 name = "Model I"
 arch = "model1"

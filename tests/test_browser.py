@@ -120,6 +120,7 @@ class Visit:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     images: list[dict[str, Any]] = field(default_factory=list)
+    videos: list[dict[str, Any]] = field(default_factory=list)
     dangling_links: list[str] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
     xrefs: int = 0
@@ -140,7 +141,10 @@ _INSPECT_POST = """() => {
       dangling.push(`${a.textContent} -> #${id} labelled ${label ? label.textContent : "nothing"}`);
   }
   const captions = Array.from(document.querySelectorAll("figure > figcaption .label"), s => s.textContent.trim());
-  return { images, dangling, captions, xrefs: document.querySelectorAll("a.xref").length };
+  const videos = Array.from(document.querySelectorAll("video"), v => ({
+    src: v.currentSrc, ready: v.readyState, error: v.error ? v.error.code : 0, width: v.videoWidth,
+    poster: v.poster }));
+  return { images, dangling, captions, videos, xrefs: document.querySelectorAll("a.xref").length };
 }"""
 
 
@@ -159,6 +163,10 @@ def visit_post(browser: Browser, home: str, allowed: str, screenshot: Path | Non
             route.abort("blockedbyclient")
 
     def failed(request: Request) -> None:
+        # <video preload="metadata"> reads a movie's header, then the browser cancels the rest on purpose;
+        # whether the movie is playable is checked on the page (its readyState and error) instead
+        if request.resource_type == "media" and request.failure == "net::ERR_ABORTED":
+            return
         visit.failed.append(f"{request.url}: {request.failure}")
 
     def http_error(response: Response) -> None:
@@ -182,13 +190,16 @@ def visit_post(browser: Browser, home: str, allowed: str, screenshot: Path | Non
         # click the post's link like a reader would: this proves the home page's relative link resolves
         page.get_by_role("link", name=POST_TITLE).click()
         page.wait_for_url(allowed + POST)  # waits for the load event, so every <img> has settled
+        # a movie's metadata arrives after the load event: wait until each has it (or failed)
+        page.wait_for_function("() => Array.from(document.querySelectorAll('video'))"
+                               ".every(v => v.readyState >= 1 || v.error)")
         found = page.evaluate(_INSPECT_POST)
         if screenshot is not None:
             page.screenshot(path=str(screenshot), full_page=True)
     finally:
         context.close()
     visit.images, visit.dangling_links = found["images"], found["dangling"]
-    visit.captions, visit.xrefs = found["captions"], found["xrefs"]
+    visit.captions, visit.xrefs, visit.videos = found["captions"], found["xrefs"], found["videos"]
     return visit
 
 
@@ -208,6 +219,9 @@ def assert_post_is_whole(visit: Visit, allowed: str) -> None:
     assert allowed + "static/style.css" in visit.requests, "the post did not load its stylesheet"
     assert visit.images, "the post shows no images"
     assert all(img["loaded"] for img in visit.images), f"images that did not load: {visit.images}"
+    # every movie decodes in the browser (H.264 metadata read, a frame size known) and has its poster
+    assert all(v["ready"] >= 1 and not v["error"] and v["width"] > 0 and v["poster"] for v in visit.videos), \
+        visit.videos
     assert visit.xrefs, "the post has no figure or table cross-references"
     assert not visit.dangling_links, f"broken cross-references: {visit.dangling_links}"
     for kind in ("Figure", "Table"):
@@ -236,7 +250,9 @@ def test_site_works_under_a_project_subpath(browser: Browser, served_site: str, 
 
 # Run on every page: the links a reader can follow, and the ids the page defines.
 _LINKS_AND_IDS = """() => ({
-  links: Array.from(document.querySelectorAll("a[href]"), a => a.href),
+  // an SVG <a>'s href is an SVGAnimatedString, relative until resolved against the page
+  links: Array.from(document.querySelectorAll("a[href]"),
+                    a => typeof a.href === "string" ? a.href : new URL(a.href.baseVal, document.baseURI).href),
   ids: Array.from(document.querySelectorAll("[id]"), e => e.id),
 })"""
 
@@ -285,6 +301,53 @@ def test_every_page_and_every_link_between_pages_resolves(browser: Browser, site
     assert not broken, broken
     home_links = [href for source, href in links if source == root + POST and href.split("#")[0] == root + "index.html"]
     assert home_links, "the post does not link back to the home page"
+
+
+# The viewBox of the unit graph, read after each interaction.
+_VIEWBOX = "() => document.querySelector('#unitgraph svg').getAttribute('viewBox')"
+
+
+def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: Browser, site: Path) -> None:
+    """The pannable graph works opened from disk: keys pan and zoom it, every sheet image loads, nothing
+    leaves the machine, no console error, and a click on a thumbnail opens that unit's atlas entry."""
+    root = site.as_uri() + "/"
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+    errors: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root)
+                  else (outside.append(route.request.url), route.abort())[1])
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    try:
+        page.goto(root + "posts/visualizing-two-cnns/graph/model-i.html")
+        whole = page.evaluate(_VIEWBOX)
+        graph = page.locator("#unitgraph")
+        graph.focus()
+        page.keyboard.press("+")
+        zoomed = page.evaluate(_VIEWBOX)
+        page.keyboard.press("ArrowRight")
+        panned = page.evaluate(_VIEWBOX)
+        assert len({whole, zoomed, panned}) == 3, (whole, zoomed, panned)
+        width = lambda box: float(box.split()[2])  # noqa: E731
+        assert width(zoomed) == pytest.approx(width(whole) / 1.25, rel=1e-3)
+        assert "Zoom 1.3x" in page.locator("#unitgraph-status").inner_text()
+        page.keyboard.press("0")
+        assert page.evaluate(_VIEWBOX) == whole
+        # the sprite sheets behind the thumbnails were fetched from disk
+        sheets = page.evaluate("() => new Set(Array.from(document.querySelectorAll('#unitgraph image'),"
+                               " i => i.href.baseVal)).size")
+        assert sheets == 1 + 7  # the input's and one per layer of Model I
+        # the unit's own square: the link's box also spans the clipped-away rest of the sprite sheet
+        page.locator('#unitgraph a[href$="/fc6.html#unit-3"] > rect.hit').click()
+        page.wait_for_url("**/atlas/model-i/fc6.html#unit-3")
+        assert page.locator("#unit-3").is_visible()
+    finally:
+        context.close()
+    assert not outside, outside
+    assert not errors, errors
 
 
 def test_the_built_map_page_shows_a_label_on_hover_from_disk(browser: Browser, site: Path) -> None:

@@ -59,7 +59,9 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
 def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
     first = pipeline.build(load_config(tiny_config))
     assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
-                            "evaluate Model II", "describe Model II", "figures", "clusters", "clusters figures", "site"]
+                            "evaluate Model II", "describe Model II", "figures", "preferred inputs Model I",
+                            "preferred figures Model I", "preferred inputs Model II", "preferred figures Model II",
+                            "clusters", "clusters figures", "site"]
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
     assert built(retitled) == ["site"]
@@ -83,7 +85,8 @@ def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config))
     tiny_config.write_text(tiny_config.read_text().replace('name = "Model II"', 'name = "The deep one"'))
     result = pipeline.build(load_config(tiny_config))
-    assert built(result) == ["figures", "site"]
+    # the preferred-input pictures are filed under the model's key, so they are redrawn, not recomputed
+    assert built(result) == ["figures", "preferred figures The deep one", "site"]
     assert "The deep one" in post_html(tiny_config.parent / "site")
 
 
@@ -100,7 +103,8 @@ def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config))
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config))
-    assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures", "clusters",
+    assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
+                             "preferred inputs Model II", "preferred figures Model II", "clusters",
                              "clusters figures", "site"]
 
 
@@ -109,9 +113,9 @@ def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> N
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config), prune=True)
     removed, freed = result.pruned
-    # the old Model II: its checkpoint, evaluation, description, the figures that drew it, and section 4's
-    # numbers and pictures, which read every model
-    assert removed == 6 and freed > 0
+    # the old Model II: its checkpoint, evaluation, description, preferred inputs and their pictures, the
+    # figures that drew it, and section 4's numbers and pictures, which read every model
+    assert removed == 8 and freed > 0
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
 
 
