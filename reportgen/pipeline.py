@@ -16,9 +16,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from . import data, describe, diagram, evaluate, figures, models, site, train
+from . import (
+    activation_figures,
+    activations,
+    checkpoint,
+    data,
+    describe,
+    diagram,
+    evaluate,
+    figures,
+    frames,
+    layers,
+    models,
+    responses,
+    section3,
+    site,
+    train,
+    video,
+)
 from .cache import Artifact, Cache, Stage
 from .checkpoint import check_compatible, pick_device
 from .config import Config, ModelConfig
@@ -32,6 +50,8 @@ TRAIN = Stage("train", train.train_stage, code=(data, models))
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage, code=(data, models))
 DESCRIBE = Stage("describe", describe.describe_stage, code=(models,))
 FIGURES = Stage("figures", figures.figures_stage, code=(diagram,))
+RESPONSES = Stage("responses", activations.responses_stage, code=(responses, layers, checkpoint, models, data))
+RESPONSE_FIGURES = Stage("response-figures", activation_figures.drawing_stage, code=(frames, video))
 
 
 @dataclass
@@ -74,14 +94,39 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
                               "models": [{"name": r.name, "key": r.key} for r in records]},
                     dataset_art, *(r.description for r in records), label="figures")]
 
+    sections = []
+    if cfg.responses.enabled:
+        sections.append(_responses(cfg, dataset, dataset_art, records, device, run))
+
     site_start = time.perf_counter()
-    site.render(cfg, out, dataset, records, drawings)
+    site.render(cfg, out, dataset, records, drawings, sections)
     stages.append(Artifact("site", "", out, {"label": "site"}, False, time.perf_counter() - site_start))
     result = BuildResult(out, stages)
     if prune:
         result.pruned = cache.prune()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _responses(cfg: Config, dataset: Dataset, dataset_art: Artifact, records: list[site.ModelRecord], device: str,
+               run: Callable[..., Artifact]) -> site.Section:
+    """Section 3: per model, one streamed pass (data) and its pictures and movies (drawing). Classes and
+    images are chosen here from the evaluate stage's predictions and passed as exact indices, so the
+    keys hold choices rather than the predictions' own (threshold-dependent) keys."""
+    predictions = []
+    for r in records:
+        with np.load(r.evaluation.file("predictions.npz")) as z:
+            predictions.append((z["probs"], z["labels"]))
+    settings = activations.choose(cfg.responses, cfg.evaluate.group, dataset.class_names, predictions)
+    computed, drawn = [], []
+    for r, (probs, labels) in zip(records, predictions, strict=True):
+        chosen = activations.movie_images(labels, probs, settings)
+        art = run(RESPONSES, {"responses": settings, "images": chosen, "device": device}, dataset_art, r.model,
+                  label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
+        computed.append(art)
+        drawn.append(run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
+                         dataset_art, art, label=f"response figures {r.name}"))
+    return section3.section(cfg.responses, records, computed, drawn)
 
 
 def _data_params(cfg: Config) -> dict[str, object]:

@@ -28,6 +28,13 @@ shift = 1
 uncertain = "threshold"
 threshold = 0.5
 
+[responses]
+classes = ["0", "1"]
+third = "2"
+per_class = 5
+low_confidence = 3
+patches = 2
+
 [[models]]
 name = "Model I"
 arch = "model1"

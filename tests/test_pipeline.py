@@ -53,7 +53,8 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
 def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
     first = pipeline.build(load_config(tiny_config))
     assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
-                            "evaluate Model II", "describe Model II", "figures", "site"]
+                            "evaluate Model II", "describe Model II", "figures", "responses Model I",
+                             "response figures Model I", "responses Model II", "response figures Model II", "site"]
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
     assert built(retitled) == ["site"]
@@ -68,7 +69,7 @@ def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config))
     tiny_config.write_text(tiny_config.read_text().replace('name = "Model II"', 'name = "The deep one"'))
     result = pipeline.build(load_config(tiny_config))
-    assert built(result) == ["figures", "site"]
+    assert built(result) == ["figures", "response figures The deep one", "site"]  # no forward pass
     assert "The deep one" in post_html(tiny_config.parent / "site")
 
 
@@ -85,7 +86,8 @@ def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config))
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config))
-    assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures", "site"]
+    assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
+                             "responses Model II", "response figures Model II", "site"]
 
 
 def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> None:
@@ -93,8 +95,9 @@ def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> N
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config), prune=True)
     removed, freed = result.pruned
-    # the old Model II: its checkpoint, evaluation, description, and the figures that drew it
-    assert removed == 4 and freed > 0
+    # the old Model II: its checkpoint, evaluation, description, responses and their drawings, and the
+    # figures that drew it
+    assert removed == 6 and freed > 0
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
 
 
