@@ -194,6 +194,8 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         "feature_layer": feature.name, "k": rec.k, "layers": layers_info,
         "accuracy": [None if np.isnan(v) else float(v) for v in accuracy],
         "test_counts": rec.class_counts.tolist(),
+        "movie_p": [float(rec.probs[i, rec.labels[i]]) if rec.probs.shape[1] > rec.labels[i] else float("nan")
+                    for i in chosen["movie"]],
         "low_top": [int(c) for c in rec.probs[chosen["low"]].argmax(1)] if chosen["low"] else [],
         "preferences": [_preferences(rec, layer.name) for layer in rec.layers],
         "claims": [_claims(c) for c in measured_claims(rec, settings["group"], settings["min_fraction"])],

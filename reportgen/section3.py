@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .activations import load_frames
 from .cache import Artifact
 from .config import ResponsesConfig
 from .site import AtlasPanel, ModelRecord, Picture, Section, atlas_path
@@ -31,6 +32,7 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
         models.append(model_context(record, summary, layout, cfg))
+        models[-1]["verdicts"]["magnitude"] = magnitude(summary, load_frames(data))
         panels += atlas_panels(record, summary, layout)
     first = json.loads(computed[0].file("summary.json").read_text())
     names = first["classes"]
@@ -141,9 +143,40 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
     hidden = [c for c in claims if c["kind"] == "fc"][:-1] or [c for c in claims if c["kind"] == "fc"]
     if hidden:
         last = hidden[-1]  # the write-up's FC6: the last hidden fully connected layer
-        out["shared"] = {"layer": last, "held": last["group"] > 0 and last["single_a"] + last["single_b"] > 0}
+        # "face" units: active for every class of the group and no other; "gender" units: for A or B alone
+        out["shared"] = {"layer": last,
+                         "held": last["group_only"] > 0 and last["single_a"] + last["single_b"] > 0}
     out["low"] = low_confidence(summary)
     return out
+
+
+def _rank_correlation(pairs: np.ndarray) -> float:
+    """Spearman's rank correlation of the two columns (average ranks not needed: ties are rare here)."""
+    ranks = np.argsort(np.argsort(pairs, axis=0, kind="stable"), axis=0, kind="stable")
+    if (ranks.std(0) == 0).any():
+        return 0.0
+    return float(np.corrcoef(ranks[:, 0], ranks[:, 1])[0, 1])
+
+
+def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The write-up: the overall response of the fully connected layers falls as the classifier's
+    probability falls. Spearman correlation, over the main movie's frames, between the probability of
+    the true class and the mean response of the last hidden FC layer, with a bootstrap interval."""
+    fc = [i for i, la in enumerate(summary["layers"]) if la["kind"] == "fc"]
+    hidden = fc[:-1] or fc
+    n = len(summary["movie"])
+    if not hidden or n < 4:
+        return None
+    index = hidden[-1]
+    pairs = np.column_stack([np.asarray(summary["movie_p"], dtype=np.float64),
+                             arrays[f"units{index}"][:n].mean(axis=1)])
+    pairs = pairs[np.isfinite(pairs).all(1)]
+    if len(pairs) < 4:
+        return None
+    result = bootstrap_ci(pairs, _rank_correlation)
+    return {"layer": summary["layers"][index]["name"], "n": len(pairs), "rho": _num(result.estimate),
+            "low": _num(result.low), "high": _num(result.high), "held": result.low > 0,
+            "against": result.high < 0}
 
 
 def low_confidence(summary: dict[str, Any]) -> dict[str, Any]:
