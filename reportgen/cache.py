@@ -35,6 +35,10 @@ from .progress import stage_label
 
 log = logging.getLogger("reportgen")
 MANIFEST = "manifest.json"
+SITE_MARKER = ".reportgen-site.json"  # in the root of every site a build publishes (see site.py)
+# The standard tag (bford.info/cachedir) that backup tools skip, and that the data scan skips too
+CACHE_TAG = "CACHEDIR.TAG"
+_CACHE_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# A reportgen cache: stage artifacts, safe to delete.\n"
 _KEY = re.compile(r"[0-9a-f]{16}")
 _TMP = re.compile(r"([0-9a-f]{16})\.tmp-(\d+)")
 
@@ -133,6 +137,12 @@ class Cache:
         self.force = force
         self.used: set[Path] = set()  # artifact folders this build reached, for prune()
 
+    def tag(self) -> None:
+        """Create the cache folder with its CACHEDIR.TAG, so an image folder holding it never reads it as data."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / CACHE_TAG).exists():
+            (self.root / CACHE_TAG).write_text(_CACHE_TAG_TEXT)
+
     def run(self, stage: Stage, params: Any, *inputs: Artifact, label: str | None = None,
             runtime: dict[str, Any] | None = None) -> Artifact:
         """The artifact of `stage` for `params` and `inputs`, calling the stage only on a cache miss.
@@ -182,7 +192,7 @@ class Cache:
         swept = 0
         for entry in self._entries():
             match = _TMP.fullmatch(entry.name)
-            if match and not _alive(int(match.group(2))):
+            if match and not pid_alive(int(match.group(2))):
                 shutil.rmtree(entry, ignore_errors=True)
                 swept += 1
         return swept
@@ -201,7 +211,7 @@ class Cache:
         return removed, freed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists (on this machine)."""
     if pid == os.getpid():
         return True

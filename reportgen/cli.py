@@ -14,16 +14,13 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import ConfigError, load_config
-from .data import DataError
-from .evaluate import EvaluateError
-from .models import ModelError
-from .site import SiteError
+from .errors import DataError, EvaluateError, LayerError, ModelError, SiteError
 
 if TYPE_CHECKING:
     from .pipeline import BuildResult
 
 log = logging.getLogger("reportgen")
-INPUT_ERRORS = (DataError, ModelError, SiteError, EvaluateError)
+INPUT_ERRORS = (DataError, ModelError, SiteError, EvaluateError, LayerError)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -57,6 +58,17 @@ def positive(v: float) -> str | None:
 def _split_fractions(v: tuple[float, ...]) -> str | None:
     ok = len(v) == 3 and all(0 <= f < 1 for f in v) and abs(sum(v) - 1) < 1e-6 and v[0] > 0 and v[2] > 0
     return None if ok else "three fractions [train, val, test] in [0, 1) summing to 1, train and test > 0"
+
+
+def _seed(v: int) -> str | None:
+    return None if 0 <= v < 2**32 else "an integer from 0 to 4294967295 (numpy and torch seeds)"
+
+
+# The architectures models.py registers. config.py must not import models.py (it imports torch, and
+# `--help` and config errors should be instant); tests/test_models.py keeps the two lists equal.
+BUILTIN_ARCHS = ("model1", "model2")
+BATCH_NORM_ARCHS = ("model2",)  # batch norm cannot train on batches of one image
+TORCHVISION_PREFIX = "torchvision:"
 
 
 def _slug(v: str) -> str | None:
@@ -106,7 +118,7 @@ class DataConfig:
     split: tuple[float, ...] = option((0.7, 0.1, 0.2), "Fractions [train, val, test] for sources that are "
                                                        "not already split.", _split_fractions)
     max_per_class: int = option(0, "Use at most this many images per class (0 = all).", at_least(0))
-    seed: int = option(0, "Seed of the split and of augmentation.")
+    seed: int = option(0, "Seed of the split and of augmentation.", _seed)
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"doc": "Training augmentation."})
 
 
@@ -138,7 +150,7 @@ class ModelConfig:
     weight_decay: float = option(0.0005, "L2 weight decay.", at_least(0))
     epochs: int = option(5, "Passes over the augmented training set.", at_least(1))
     batch_size: int = option(64, "Training batch size.", at_least(1))
-    seed: int = option(0, "Seed of initialization and batch order.")
+    seed: int = option(0, "Seed of initialization and batch order.", _seed)
 
     @property
     def key(self) -> str:
@@ -160,7 +172,7 @@ class ClustersConfig:
     neighbours: int = option(5, "Nearest neighbours per query image, also the k of precision@k.", between(1, 50))
     queries: tuple[int, ...] = option((), "Positions of query images among the mapped images; empty picks one "
                                           "per class plus four misclassified ones.")
-    seed: int = option(0, "Seed of the t-SNE embedding.")
+    seed: int = option(0, "Seed of the t-SNE embedding.", _seed)
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,8 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         table[leaf] = value
     problems: list[str] = []
     cfg = _build(Config, raw, "", problems)
+    for i, m in enumerate(cfg.models):  # each entry on its own, so listed alongside any other problem
+        problems += _model_problems(m, f"models[{i}]")
     if not problems:
         _check_cross(cfg, problems)
     if problems:
@@ -249,6 +263,10 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
     keys = [m.key for m in cfg.models]
     if len(set(keys)) != len(keys):
         problems.append(f"models.name: names must be distinct (got {names})")
+    out, cache = cfg.resolve(cfg.build.out), cfg.resolve(cfg.build.cache)
+    if out == cache or out in cache.parents or cache in out.parents:
+        problems.append(f"build.out: {cfg.build.out!r} and build.cache {cfg.build.cache!r} must be separate "
+                        "folders (publishing the site would replace the cache, or the cache would be published)")
     if cfg.data.source == "folder" and not cfg.data.path:
         problems.append("data.path: required when data.source = 'folder'")
     if cfg.clusters.model and cfg.clusters.model not in names:
@@ -258,6 +276,41 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
                         f"responses.k ({cfg.responses.k})")
     if cfg.evaluate.uncertain == "group" and len(cfg.evaluate.group) < 2:
         problems.append("evaluate.group: the 'group' rule needs at least two class names")
+
+
+def _model_problems(m: ModelConfig, where: str) -> list[str]:
+    """What can be known wrong about a model entry before any data is read or any network built."""
+    problems = []
+    if m.arch.startswith(TORCHVISION_PREFIX):
+        known = _torchvision_archs()
+        name = m.arch[len(TORCHVISION_PREFIX):]
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{TORCHVISION_PREFIX}{close[0]}'?)" if close else ""
+            problems.append(f"{where}.arch: got {m.arch!r}, an unknown torchvision architecture{hint}; known: "
+                            f"{', '.join(known)}")
+    elif m.arch not in BUILTIN_ARCHS:
+        close = difflib.get_close_matches(m.arch, BUILTIN_ARCHS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(f"{where}.arch: got {m.arch!r}{hint}; expected one of "
+                        f"{', '.join(map(repr, BUILTIN_ARCHS))} or '{TORCHVISION_PREFIX}<name>'")
+    elif m.weights:
+        problems.append(f"{where}.weights: applies to torchvision architectures only, not {m.arch!r}; use "
+                        "'checkpoint' to load a trained reportgen model")
+    if m.checkpoint and m.weights:
+        problems.append(f"{where}.weights: a model loaded from 'checkpoint' is not trained, so 'weights' "
+                        "would be ignored; set one of the two")
+    if m.batch_size < 2 and m.arch in BATCH_NORM_ARCHS and not m.checkpoint:
+        problems.append(f"{where}.batch_size: got {m.batch_size}; {m.arch} uses batch normalization, which "
+                        "needs batches of at least 2 images")
+    return problems
+
+
+def _torchvision_archs() -> list[str]:
+    """torchvision's classification architectures; imported only for configs that name one."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
 def _type_name(t: Any) -> str:
@@ -275,11 +328,18 @@ def _coerce(value: Any, t: Any) -> tuple[bool, Any]:
         items = [_coerce(v, inner) for v in value]
         return (all(ok for ok, _ in items), tuple(v for _, v in items))
     if t is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        # TOML has inf and nan; no option means either, and both slip past range checks (nan >= 0 is
+        # False, inf > 0 is True), so they are refused here for every float option at once
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return ok, float(value) if ok else None
     if t is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     return isinstance(value, t), value
+
+
+def _non_finite(value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
@@ -310,7 +370,8 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
         else:
             ok, converted = _coerce(value, t)
             if not ok:
-                problems.append(f"{key}: got {value!r}; expected {_type_name(t)}")
+                expected = "finite numbers (not inf or nan)" if _non_finite(value) else _type_name(t)
+                problems.append(f"{key}: got {value!r}; expected {expected}")
                 continue
             check = f.metadata.get("check")
             accepted = check(converted) if check else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps
 
-from .cache import Artifact
+from .cache import CACHE_TAG, SITE_MARKER, Artifact
 from .config import AugmentConfig, DataConfig
+from .errors import DataError
 from .progress import track
 
 log = logging.getLogger("reportgen")
@@ -36,9 +38,6 @@ TRAIN, VAL, TEST = range(3)
 _LAYOUT = "one subfolder per class, or train/, val/ (optional) and test/ subfolders each with one subfolder per class"
 _DECODE_CHUNK = 64  # images per thread-pool task: amortizes scheduling without starving the progress display
 
-
-class DataError(Exception):
-    """Bad data input; the message is ONE line naming the file/folder and what is accepted."""
 
 
 @dataclass
@@ -94,10 +93,16 @@ def source_fingerprint(cfg: DataConfig, root: Path) -> str:
         package = _BUILTIN_PACKAGES[cfg.source]
         return f"{cfg.source}:{package}=={version(package)}"
     base = _folder(cfg, root)
+    _scan_folder(base)  # the same checks as loading: a bad class folder fails here, in one line
     digest = hashlib.sha256()
     for path in _files(base):
-        st = path.stat()
-        digest.update(f"{path.relative_to(base).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = path.stat()
+            state = f"{st.st_size}\0{st.st_mtime_ns}"
+        except OSError as e:  # a dangling or looping link: skipped when decoding, fingerprinted as such
+            state = f"error {e.errno}"
+        # names are bytes on disk and need not be UTF-8: hash them as bytes
+        digest.update(os.fsencode(path.relative_to(base)) + f"\0{state}\n".encode())
     return "folder:" + digest.hexdigest()
 
 
@@ -109,7 +114,7 @@ def load_dataset(cfg: DataConfig, root: Path) -> Dataset:
         where = f"data.path {base}"
         paths, labels, given, class_names = _scan_folder(base)
         carve_val = given is not None and not (base / "val").is_dir() and cfg.split[VAL] > 0
-        images, rows, skipped = _decode(paths, Image.open, _groups(labels, given, len(class_names)), cfg, rng, where)
+        images, rows, skipped = _decode(paths, _open_file, _groups(labels, given, len(class_names)), cfg, rng, where)
     else:
         where = f"data.source {cfg.source!r}"
         arrays, labels, class_names = _builtin(cfg.source)
@@ -282,17 +287,31 @@ def _folder(cfg: DataConfig, root: Path) -> Path:
     return base
 
 
+def _is_data(folder: Path) -> bool:
+    """False for hidden folders, and for a reportgen site or cache (a config kept inside its image
+    folder with data.path = "." must not read its own output back as a class)."""
+    return not folder.name.startswith(".") and not (folder / SITE_MARKER).exists() and not (folder / CACHE_TAG).exists()
+
+
 def _subfolders(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and _is_data(p))
 
 
 def _files(folder: Path) -> list[Path]:
-    """Non-hidden files under `folder`, recursively, in a stable order."""
+    """Non-hidden files under `folder`, recursively, in a stable order; links to folders are not followed."""
     found: list[Path] = []
     for parent, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if _is_data(Path(parent, d)))
         found += (Path(parent, name) for name in sorted(names) if not name.startswith("."))
     return found
+
+
+def _open_file(path: Path) -> Image.Image:
+    """Open an image file; anything but a regular file (a pipe, a device) is refused before reading, so
+    it is skipped as unreadable instead of blocking the build. Links to images elsewhere are fine."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # raises for dangling and looping links
+        raise OSError(f"{path}: not a regular file")
+    return Image.open(path)
 
 
 def _scan_folder(base: Path) -> tuple[list[Path], np.ndarray, np.ndarray | None, list[str]]:
@@ -310,6 +329,12 @@ def _scan_folder(base: Path) -> tuple[list[Path], np.ndarray, np.ndarray | None,
     class_names = sorted({c for folder in layout.values() for c in _subfolders(folder)})
     if not class_names:
         raise DataError(f"data.path: {base} has no class subfolders; expected {_LAYOUT}")
+    for name in class_names:  # a class name ends up in JSON, HTML and figures, which all need text
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"data.path: class folder name {name!r} is not valid UTF-8; rename the folder "
+                            f"in {base}") from None
     paths: list[Path] = []
     labels: list[int] = []
     splits: list[int] = []

@@ -14,10 +14,14 @@ from .cache import Artifact
 from .checkpoint import load_model
 from .config import EvaluateConfig
 from .data import Dataset
+from .errors import EvaluateError
 
 
-class EvaluateError(Exception):
-    """An evaluation setting that does not fit the data; the message is one line."""
+def check_group(cfg: EvaluateConfig, class_names: tuple[str, ...]) -> None:
+    """The 'group' rule's classes must be classes of the data."""
+    unknown = [c for c in cfg.group if c not in class_names]
+    if cfg.uncertain == "group" and unknown:
+        raise EvaluateError(f"evaluate.group: {unknown} not among the classes {list(class_names)}")
 
 
 def uncertain_mask(probs: np.ndarray, cfg: EvaluateConfig, class_names: tuple[str, ...]) -> np.ndarray:
@@ -26,9 +30,7 @@ def uncertain_mask(probs: np.ndarray, cfg: EvaluateConfig, class_names: tuple[st
         return np.zeros(len(probs), bool)
     if cfg.uncertain == "threshold":
         return probs.max(1) < cfg.threshold
-    unknown = [c for c in cfg.group if c not in class_names]
-    if unknown:
-        raise EvaluateError(f"evaluate.group: {unknown} not among the classes {list(class_names)}")
+    check_group(cfg, class_names)
     group = [class_names.index(c) for c in cfg.group]
     in_group = np.isin(probs.argmax(1), group)
     top_two = np.sort(probs[:, group], axis=1)[:, -2:]

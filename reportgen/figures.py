@@ -58,7 +58,8 @@ def samples_grid(dataset: Dataset, per_class: int, seed: int, path: Path) -> Non
     fig, ax = plt.subplots(figsize=(0.5 * per_class + 1.3, 0.5 * rows + 0.2), dpi=160)
     ax.imshow(mosaic.squeeze(-1) if channels == 1 else mosaic, cmap="gray", vmin=0, vmax=255,
               interpolation="nearest")
-    ax.set_yticks([r * cell + size / 2 for r in range(rows)], list(dataset.class_names))
+    # names are data, not mathtext: '$' in a class name must print as '$', not raise
+    ax.set_yticks([r * cell + size / 2 for r in range(rows)], list(dataset.class_names), parse_math=False)
     ax.set_xticks([])
     ax.tick_params(length=0)
     for side in ax.spines.values():
@@ -79,7 +80,7 @@ def learning_curves(curves: list[tuple[str, dict[str, Any]]], path: Path) -> Non
         epochs = np.asarray(m["epoch_end_iter"]) / per_epoch
         ax.plot(epochs, m["val_acc"], color=HELD_OUT, lw=1.8, marker="o", ms=3.5, label="held-out",
                 clip_on=False)  # the last epoch's point sits on the right edge
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name, fontsize=10, parse_math=False)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max(epochs[-1], x[-1]))

@@ -17,9 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-class LayerError(Exception):
-    """A layer name that the model does not have; the message is one line and lists known names."""
+from .errors import LayerError
 
 
 @dataclass(frozen=True)

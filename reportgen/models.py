@@ -15,13 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import TORCHVISION_PREFIX
+from .errors import ModelError
+
 ArchFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ArchFactory] = {}
-TORCHVISION_PREFIX = "torchvision:"
 
-
-class ModelError(Exception):
-    """An architecture or weights file that cannot be used; the message is one line."""
 
 
 def register_arch(name: str) -> Callable[[ArchFactory], ArchFactory]:

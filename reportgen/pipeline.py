@@ -38,7 +38,7 @@ from . import (
     video,
 )
 from .cache import Artifact, Cache, Stage
-from .checkpoint import check_compatible, pick_device
+from .checkpoint import check_compatible, pick_device, read_checkpoint
 from .config import Config, ModelConfig
 from .data import Dataset
 from .models import ModelError
@@ -67,9 +67,11 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     start = time.perf_counter()
     out = out or cfg.resolve(cfg.build.out)
     site.check_output_dir(out)  # refuse a foreign folder before hours of training, not after
+    _check_inputs(cfg, out)
     if cfg.build.workers:
         torch.set_num_threads(cfg.build.workers)
     cache = Cache(cfg.resolve(cfg.build.cache), force=force)
+    cache.tag()
     if swept := cache.sweep():
         log.info("removed %d temporary folder%s left by interrupted builds", swept, "s" * (swept != 1))
     device = pick_device(cfg.build.device).type
@@ -82,9 +84,10 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
 
     dataset_art = run(DATA, _data_params(cfg), label="data")
     dataset = Dataset.from_artifact(dataset_art)
+    _check_against_data(cfg, dataset)
     records = []
     for index, m in enumerate(cfg.models):
-        model_art = _model(cfg, index, dataset, dataset_art, device, run)
+        model_art = _model(cfg, index, dataset_art, device, run)
         evaluation = run(EVALUATE, {"evaluate": dataclasses.replace(cfg.evaluate, batch_size=0), "device": device},
                          dataset_art, model_art, label=f"evaluate {m.name}",
                          runtime={"batch_size": cfg.evaluate.batch_size})
@@ -137,25 +140,46 @@ def _data_params(cfg: Config) -> dict[str, object]:
     return {"data": settings, "source": data.source_fingerprint(cfg.data, cfg.root)}
 
 
-def _model(cfg: Config, index: int, dataset: Dataset, dataset_art: Artifact, device: str,
+def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
            run: Callable[..., Artifact]) -> Artifact:
     """A model entry naming a checkpoint is loaded as is; otherwise trained, cached by its settings."""
     m = cfg.models[index]
-    if m.checkpoint:
-        path = cfg.resolve(m.checkpoint)
-        check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
-        return Artifact.external("checkpoint", path)
-    weights = []
-    if m.weights:
-        path = cfg.resolve(m.weights)
-        if not path.is_file():
-            raise ModelError(f"models[{index}].weights: file not found: {path}")
-        weights.append(Artifact.external("weights", path))
+    if m.checkpoint:  # already checked against the data by _check_against_data
+        return Artifact.external("checkpoint", cfg.resolve(m.checkpoint))
+    weights = [Artifact.external("weights", cfg.resolve(m.weights))] if m.weights else []
     try:
         return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device},
                    dataset_art, *weights, label=f"train {m.name}")
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+
+
+def _check_inputs(cfg: Config, out: Path) -> None:
+    """Everything about the output folder and the models' files that can fail, checked before any image
+    is decoded (the config's own checks ran when it was loaded)."""
+    cache = cfg.resolve(cfg.build.cache)
+    if out == cache or out in cache.parents or cache in out.parents:
+        raise site.SiteError(f"{out}: the output folder and the cache folder ({cache}) must be separate folders")
+    for index, m in enumerate(cfg.models):
+        if m.checkpoint:
+            path = cfg.resolve(m.checkpoint)
+            try:
+                read_checkpoint(path)
+            except ModelError as e:
+                raise ModelError(f"models[{index}].checkpoint: {e}") from None
+        elif m.weights and not cfg.resolve(m.weights).is_file():
+            raise ModelError(f"models[{index}].weights: file not found: {cfg.resolve(m.weights)}")
+
+
+def _check_against_data(cfg: Config, dataset: Dataset) -> None:
+    """Settings that name classes, and checkpoints that must fit the data: checked once the data is
+    known and before any model trains, so a mistake in the last model does not cost the first's training."""
+    data.Augmenter(cfg.data.augment, dataset.class_names)
+    evaluate.check_group(cfg.evaluate, dataset.class_names)
+    for index, m in enumerate(cfg.models):
+        if m.checkpoint:
+            path = cfg.resolve(m.checkpoint)
+            check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
 
 
 def _training_settings(m: ModelConfig) -> ModelConfig:

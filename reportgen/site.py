@@ -7,38 +7,45 @@ site intact; files the build did not write (a CNAME, say) are never touched.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
+import glob
+import hashlib
+import html
 import json
+import logging
 import os
 import re
 import shutil
+import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import markdown
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from . import __version__
-from .cache import Artifact, stable_hash, versions
+from .cache import SITE_MARKER, Artifact, pid_alive, stable_hash, versions
 from .config import Config, section
 from .data import SPLITS, Dataset, augmented_train_count, split_counts
 from .describe import read_summary
 from .diagram import format_count
+from .errors import SiteError
 from .evaluate import ConfusionTable
 
-MARKER = ".reportgen-site.json"
+log = logging.getLogger("reportgen")
+MARKER = SITE_MARKER
 # a wheel installs the templates inside the package; a source checkout keeps them at the top level
 _HERE = Path(__file__).resolve().parent
 TEMPLATES = next((p for p in (_HERE / "templates", _HERE.parent / "templates") if (p / "base.html").is_file()),
                  _HERE.parent / "templates")
 
-
-class SiteError(Exception):
-    """An output folder or template problem; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +76,42 @@ class Page:
 
 
 def check_output_dir(out: Path) -> None:
-    """Refuse to write into a folder that holds files reportgen did not write."""
-    if out.exists() and not out.is_dir():
+    """Refuse to write into a folder that holds files reportgen did not write, or whose record of what
+    reportgen wrote is damaged; put back a previous site that a build killed mid-switch left aside."""
+    _recover(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise SiteError(f"{out}: output path exists and is not a folder; choose a folder with --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MARKER).exists() and not (out / MARKER).is_symlink():
         raise SiteError(f"{out}: refusing to write into a folder that is not empty and was not written by "
                         f"reportgen (no {MARKER}); use an empty or new folder (--out)")
+    read_marker(out)
+
+
+def read_marker(out: Path) -> dict[str, str]:
+    """The files a previous build wrote into `out`, as relative path -> SHA-256 of the content it wrote.
+
+    A marker that cannot be read as one makes the folder's ownership unknown: SiteError, nothing touched.
+    A marker of the first format (names without hashes) proves nothing, so nothing it lists is deleted.
+    """
+    marker = out / MARKER
+    try:
+        if marker.is_symlink() or not marker.is_file():
+            raise ValueError("not a regular file")
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        files = data["files"]
+        if isinstance(files, list) and all(isinstance(f, str) for f in files):
+            return {}
+        if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  and re.fullmatch(r"[0-9a-f]{64}", v) for k, v in files.items()):
+            raise ValueError("'files' is not a table of file names and SHA-256 hashes")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        why = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise SiteError(f"{marker}: damaged site marker ({why}), so which files reportgen wrote there is unknown; "
+                        "refusing to write into the folder: move your own files out of it and delete it, or "
+                        "choose another folder (--out)") from None
+    return files
 
 
 class Numbering:
@@ -128,9 +165,87 @@ class Numbering:
         return re.sub(r"RGREF(\d{4})X", link, html)
 
 
+class Text(str):
+    """A string from outside the templates (the config, folder names, checkpoints): always printed as
+    literal text. Jinja escapes it through `__html__` wherever it lands (printed, concatenated with
+    `~` into a caption, joined), and the usual string methods keep the mark."""
+
+    def __html__(self) -> Markup:
+        return Markup(escape_text(self))
+
+    def __add__(self, other: str) -> Text:
+        return Text(str.__add__(self, other))
+
+    def __radd__(self, other: str) -> Text:
+        return Text(str.__add__(other, self))
+
+    def __getitem__(self, key: Any) -> Text:
+        return Text(str.__getitem__(self, key))
+
+    def __mod__(self, args: Any) -> Text:
+        return Text(str.__mod__(self, args))
+
+
+for _name in ("capitalize", "casefold", "center", "format", "ljust", "lower", "lstrip", "replace", "rjust", "rstrip",
+              "strip", "swapcase", "title", "upper", "zfill"):
+    setattr(Text, _name, (lambda method: lambda self, *a, **k: Text(method(self, *a, **k)))(getattr(str, _name)))
+
+# Characters Markdown acts on anywhere in a line, and at the start of one (headings, lists, quotes,
+# rules, definitions, tables); numeric entities display the same in Markdown text, raw HTML blocks
+# and attributes alike, so one escaping fits every place a value is printed.
+_MARKDOWN_INLINE = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_[]{}|~"})
+_MARKDOWN_START = re.compile(r"^(\s*)([#+\-=:])|^(\s*\d+)([.)])(?=\s|$)")
+
+
+def escape_text(value: object) -> str:
+    """`value` as HTML that shows it literally, inert to both HTML and Markdown."""
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(value))  # a newline could end the paragraph it sits in
+    text = html.escape(text, quote=True).translate(_MARKDOWN_INLINE)
+    return _MARKDOWN_START.sub(lambda m: (m.group(1) or m.group(3) or "") + f"&#{ord(m.group(2) or m.group(4))};", text)
+
+
+def _as_text(value: Any) -> Any:
+    """The template context with every string in it marked as text, however deep: in tables, lists
+    and the fields of records (config sections, atlas panels), which keep their type and methods."""
+    if isinstance(value, str):
+        return value if isinstance(value, Markup) else Text(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        marked = copy.copy(value)
+        for f in dataclasses.fields(value):
+            object.__setattr__(marked, f.name, _as_text(getattr(value, f.name)))  # frozen ones too
+        return marked
+    if isinstance(value, dict):
+        return {_as_text(k): _as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_text(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_as_text(v) for v in value)
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: text, unless it is markup a template or reportgen made."""
+    return value if hasattr(value, "__html__") else Markup(escape_text("" if value is None else value))
+
+
 def _inline_markdown(text: str) -> Markup:
-    html = markdown.markdown(str(text))
-    return Markup(re.sub(r"^<p>(.*)</p>$", r"\1", html, flags=re.S))
+    """Markdown written in a template (a caption, a reference) as inline HTML; a Text stays text."""
+    if isinstance(text, Text):
+        return text.__html__()
+    html_ = markdown.markdown(str(text))
+    return Markup(re.sub(r"^<p>(.*)</p>$", r"\1", html_, flags=re.S))
+
+
+# Links that would run code when followed; no template or value should ever produce one
+_ACTIVE_LINK = re.compile(r"""\b(?:href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(?:javascript|vbscript):""",
+                          re.I)
+
+
+def _check_inert(html_: str, page: str) -> str:
+    """Refuse a page with a javascript: link: escaping should make one impossible, so it is a bug."""
+    if m := _ACTIVE_LINK.search(html_):
+        raise SiteError(f"{page}: the rendered page links to script ({m.group(0)!r}); refusing to publish it")
+    return html_
 
 
 def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[..., Markup]:
@@ -160,8 +275,10 @@ def make_env(cfg: Config) -> Environment:
         if not user.is_dir():
             raise SiteError(f"site.templates: folder not found: {user}")
         loaders.insert(0, FileSystemLoader(str(user)))
-    env = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
-                      lstrip_blocks=True, autoescape=select_autoescape(["html", "j2"], default=True))
+    # Sandboxed: a template from a cloned repository cannot reach Python internals. Every printed value
+    # goes through _finalize, so escaping does not depend on each template remembering it.
+    env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
+                               lstrip_blocks=True, autoescape=True, finalize=_finalize)
     env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
     env.filters["thousands"] = lambda v: f"{v:,}"
     env.filters["params"] = format_count
@@ -257,6 +374,7 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], 
     env = make_env(cfg)
     context = build_context(cfg, dataset, models)
     context.update({s.name: s.context for s in sections})
+    context = _as_text(context)  # every string in it prints as text, whichever stage measured it
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     post = f"posts/{cfg.site.slug}"
@@ -278,11 +396,14 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], 
             pages += [Page(f"{post}/{p.path}", p.template, {**p.context, "post": "../" * p.path.count("/")})
                       for p in [*(p for s in sections for p in s.pages), *atlas_pages(sections, models)]]
             for page in pages:
-                html = env.get_template(page.template).render(root=page.root, **context, **page.context)
+                html = _check_inert(env.get_template(page.template).render(root=page.root, **context,
+                                                                           **_as_text(page.context)), page.path)
                 (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / page.path).write_text(html, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
         publish(staging, out)
+    except OSError as e:  # name the destination: the staging folder is gone by the time anyone looks
+        raise SiteError(f"{out}: cannot write the site ({e.strerror or e}); the previous site is unchanged") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -293,40 +414,168 @@ def _post_body(env: Environment, context: dict[str, Any]) -> Markup:
     env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
                        ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
     narrative = env.get_template("post.md.j2").render(**context)
-    return Markup(numbering.resolve(markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
-                                                      extension_configs={"toc": {"permalink": False}})))
+    body = markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
+                             extension_configs={"toc": {"permalink": False}})
+    return Markup(numbering.resolve(_code_spans(body)))
+
+
+def _code_spans(body: str) -> str:
+    """Markdown escapes `&` again inside `code spans`; undo that for the entities escaping produced."""
+    return re.sub(r"<code>(.*?)</code>", lambda m: "<code>" + re.sub(
+        r"&amp;(#\d+|lt|gt|amp|quot|#x27);", r"&\1;", m.group(1)) + "</code>", body, flags=re.S)
 
 
 @contextmanager
 def _template_errors() -> Iterator[None]:
-    """A user's edited template fails with its file and line, not a traceback."""
+    """A user's edited template fails with its file and line, not a traceback: syntax and undefined
+    names (TemplateError) as much as Python errors its expressions raise (1 / 0, None + 1 ...)."""
     try:
         yield
-    except TemplateError as e:
-        line = getattr(e, "lineno", None)
-        where = (getattr(e, "filename", None) or "template") + (f", line {line}" if line else "")
-        raise SiteError(f"{where}: {e.message}") from None
+    except SiteError:
+        raise
+    except Exception as e:  # any error a template expression raises is the template's to report
+        message = e.message if isinstance(e, TemplateError) else f"{e.__class__.__name__}: {e}"
+        raise SiteError(f"{_template_line(e)}: {message}") from None
+
+
+def _template_line(e: Exception) -> str:
+    """'file, line n' of the template an error came from."""
+    if getattr(e, "lineno", None) and getattr(e, "filename", None):  # syntax errors know where they are
+        return f"{e.filename}, line {e.lineno}"
+    # Jinja rewrites tracebacks so that template code shows as frames of the template file
+    frame = next((f for f in reversed(traceback.extract_tb(e.__traceback__))
+                  if f.filename.endswith((".j2", ".html"))), None)
+    return f"{frame.filename}, line {frame.lineno}" if frame else getattr(e, "filename", None) or "template"
 
 
 def publish(staging: Path, out: Path) -> None:
-    """Move every staged file into `out`, then delete files that only the previous build wrote."""
-    new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-    marker = out / MARKER
-    old = json.loads(marker.read_text())["files"] if marker.is_file() else []
-    out.mkdir(parents=True, exist_ok=True)
-    for rel in new:
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / rel, out / rel)
-    for rel in sorted(set(old) - set(new)):
-        stale = out / rel
-        stale.unlink(missing_ok=True)
-        for parent in stale.parents:  # drop folders this removal emptied, never `out` itself
-            if parent == out or any(parent.iterdir()):
-                break
-            parent.rmdir()
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"generator": f"reportgen {__version__}", "files": new}, indent=1))
-    os.replace(tmp, marker)
+    """Make the staged site the site at `out`, all at once.
+
+    The staged tree receives the marker and every file of `out` that this build cannot prove a build
+    wrote (a CNAME, say: hard-linked, or copied), then replaces `out` by two renames, undone if the
+    second fails; a reader sees the old site or the new one, never a mix. From the old tree only files
+    whose content still matches the hash the marker recorded, and the ones carried over, are deleted.
+    """
+    check_output_dir(out)  # also here, so no caller can publish over a foreign or unknown folder
+    owned = read_marker(out) if (out / MARKER).is_file() else {}
+    new = {p.relative_to(staging).as_posix(): _sha256(p) for p in sorted(staging.rglob("*"))
+           if p.is_file() and not p.is_symlink()}
+    (staging / MARKER).write_text(json.dumps({"generator": f"reportgen {__version__}", "format": 2, "files": new},
+                                             indent=1))
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    try:
+        carried = _carry_user_files(out, staging, owned) if out.is_dir() else set()
+        if not out.is_dir():
+            os.rename(staging, out)
+            return
+        os.rename(out, old)
+        try:
+            os.rename(staging, out)
+        except OSError:
+            os.rename(old, out)
+            raise
+    except OSError as e:
+        where = _in_site(e.filename, staging, out)
+        raise SiteError(f"{out}: cannot publish the site ({e.strerror or e}{': ' + where if where else ''}); "
+                        "the previous site is unchanged") from None
+    kept = _remove_old_site(old, owned, carried)
+    if kept:
+        log.warning("%s: kept %d file%s of the previous site that this build could not prove reportgen wrote "
+                    "(edited since, or not regular files), e.g. %s", old, len(kept), "s" * (len(kept) != 1), kept[0])
+
+
+def _in_site(filename: str | None, staging: Path, out: Path) -> str:
+    """A path an OSError names, as the reader knows it: relative to the site, never the staging folder."""
+    if not filename:
+        return ""
+    path = Path(filename)
+    for root in (staging, out):
+        if root in path.parents:
+            return path.relative_to(root).as_posix()
+    return "" if path == staging or path.name.startswith(f".{out.name}.") else str(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _proven(path: Path, rel: str, owned: dict[str, str]) -> bool:
+    """True when `path` is a regular file (not a link) whose content is what a build recorded writing."""
+    return not path.is_symlink() and path.is_file() and rel in owned and _sha256(path) == owned[rel]
+
+
+def _walk(root: Path) -> Iterator[tuple[str, Path, bool]]:
+    """(relative path, path, is a real folder) for everything under `root`, never following a link."""
+    for parent, dirs, names in os.walk(root, followlinks=False):
+        for name in sorted(dirs) + sorted(names):
+            path = Path(parent, name)
+            real_dir = path.is_dir() and not path.is_symlink()
+            yield path.relative_to(root).as_posix(), path, real_dir
+
+
+def _carry_user_files(out: Path, staging: Path, owned: dict[str, str]) -> set[str]:
+    """Give the staged tree every file of `out` a build did not provably write; return their paths.
+
+    A file at a path the new site writes is replaced by it (the previous one stays in the old tree)."""
+    carried: set[str] = set()
+    for rel, path, real_dir in _walk(out):
+        target = staging / rel
+        if rel == MARKER or _proven(path, rel, owned):
+            continue
+        if target.exists() or target.is_symlink() or not target.parent.is_dir():
+            continue  # the new site has something at this path (or a file where this one's folder is)
+        if real_dir:
+            target.mkdir()
+        elif path.is_symlink():
+            os.symlink(os.readlink(path), target)
+        elif path.is_file():
+            try:
+                os.link(path, target, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(path, target, follow_symlinks=False)
+        else:
+            continue  # sockets, pipes: left in the old tree
+        carried.add(rel)
+    return carried
+
+
+def _remove_old_site(old: Path, owned: dict[str, str], carried: set[str]) -> list[str]:
+    """Delete what a build wrote (and what was carried into the new site) from the old tree; return
+    the files kept, whose folder then stays in place."""
+    kept: list[str] = []
+    for rel, path, real_dir in reversed(list(_walk(old))):
+        if real_dir:
+            with suppress(OSError):  # not empty: something in it was kept
+                path.rmdir()
+        elif rel in carried or rel == MARKER or _proven(path, rel, owned):
+            path.unlink()
+        else:
+            kept.append(rel)
+    with suppress(OSError):
+        old.rmdir()
+    return kept
+
+
+def _recover(out: Path) -> None:
+    """Clear what builds killed while publishing left beside `out`: a staged tree is dropped, and a
+    previous site moved aside is renamed back when no site took its place."""
+    if not out.parent.is_dir():
+        return
+    for leftover in sorted(out.parent.glob(f".{glob.escape(out.name)}.*-*")):
+        kind, _, pid = leftover.name[len(out.name) + 2:].rpartition("-")
+        if kind not in ("staging", "old") or not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        if leftover.is_symlink() or not leftover.is_dir():
+            continue
+        if kind == "old" and not out.exists() and (leftover / MARKER).is_file():
+            os.rename(leftover, out)
+            log.warning("%s: put back the previous site, which an interrupted build had moved aside", out)
+        elif kind == "staging":
+            shutil.rmtree(leftover, ignore_errors=True)  # only what a build wrote, and links to user files
 
 
 def build_context(cfg: Config, dataset: Dataset, models: list[ModelRecord]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from .cache import Artifact, plain, versions
 from .checkpoint import CHECKPOINT_FORMAT, Normalizer, predict, save_checkpoint
 from .config import AugmentConfig, ModelConfig
 from .data import Augmenter, Dataset
-from .models import create_model
+from .models import ModelError, create_model
 from .progress import track
 
 log = logging.getLogger("reportgen")
@@ -83,7 +83,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
     iter_acc: list[float] = []
     val_acc: list[float] = []
     epoch_iters: list[int] = []
-    batch_norm_1d = any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         order, augmented = augmenter.epoch(y_train, rng)
@@ -92,19 +92,26 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         model.train()
         for i in track(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", postfix=live):
             idx = torch.from_numpy(order[i:i + cfg.batch_size])
-            if len(idx) < 2 and batch_norm_1d:
+            if len(idx) < 2 and batch_norm:
                 continue  # batch norm cannot normalize a single sample
             x = norm.unit(x_all[idx])
             x = augmenter.apply(x, torch.from_numpy(augmented[i:i + cfg.batch_size]).to(device), generator)
             y = y_all[idx].to(device)
             logits = model(norm(x))
             loss = loss_fn(logits, y)
+            if not torch.isfinite(loss):  # a diverged model would publish a site of garbage
+                raise ModelError(f"training diverged: the loss became {loss.item()} at epoch {epoch}, "
+                                 f"iteration {len(iter_acc) + 1}, with learning rate lr = {cfg.lr:g}; "
+                                 "lower lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             iter_acc.append(float((logits.argmax(1) == y).float().mean()))
             live["acc"] = f"{np.mean(iter_acc[-20:]):.3f}"
+        if not iter_acc:
+            raise ModelError(f"no training step ran: {len(order)} training images in batches of {cfg.batch_size}"
+                             + ("; batch norm needs batches of at least 2 images" if batch_norm else ""))
         epoch_iters.append(len(iter_acc))
         val_acc.append(accuracy(model, x_val, y_val, norm))
         log.info("epoch %d/%d: train acc %.3f, validation acc %.3f", epoch, cfg.epochs,

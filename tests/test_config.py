@@ -1,5 +1,6 @@
 """Config loading: defaults, every problem reported at once, did-you-mean, path resolution."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,78 @@ def test_readme_documents_every_option() -> None:
     readme = (ROOT / "README.md").read_text()
     for key, default, doc in describe_options(Config):
         assert f"| `{key}` | `{default}` | {doc} |" in readme, f"README's config reference lacks {key}"
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+@pytest.mark.parametrize("key", ["lr", "gamma", "momentum", "weight_decay", "width", "dropout"])
+def test_non_finite_numbers_are_refused_for_every_float_option(tmp_path: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f'[[models]]\nname = "A"\n{key} = {value}\n'))
+    assert err.value.problems == [f"models[0].{key}: got {float(value)!r}; expected finite numbers (not inf or nan)"]
+
+
+def test_non_finite_numbers_are_refused_in_every_section(tmp_path: Path) -> None:
+    text = ('[data]\nsplit = [0.7, nan, 0.2]\n[data.augment]\njitter = nan\n[evaluate]\nthreshold = inf\n'
+            'margin = nan\n' + MINIMAL)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    keys = sorted(p.split(":")[0] for p in err.value.problems)
+    assert keys == ["data.augment.jitter", "data.split", "evaluate.margin", "evaluate.threshold"]
+    assert all("finite" in p for p in err.value.problems)
+
+
+@pytest.mark.parametrize("key", ["data.seed", "models[0].seed"])
+@pytest.mark.parametrize("value", [-1, 2**32])
+def test_seeds_outside_what_numpy_and_torch_take_are_config_errors(tmp_path: Path, key: str, value: int) -> None:
+    section, _, name = key.rpartition(".")
+    text = f"[data]\nseed = {value}\n{MINIMAL}" if section == "data" else f"{MINIMAL}seed = {value}\n"
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: got {value}; expected an integer from 0"):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ('arch = "resnet9000"', "models[0].arch: got 'resnet9000'; expected one of 'model1', 'model2'"),
+    ('arch = "modl1"', "models[0].arch: got 'modl1' (did you mean 'model1'?)"),
+    ('arch = "torchvision:notanet"', "models[0].arch: got 'torchvision:notanet', an unknown torchvision"),
+    ('arch = "torchvision:resnet1"', "(did you mean 'torchvision:resnet18'?)"),
+    ('weights = "w.pth"', "models[0].weights: applies to torchvision architectures only, not 'model1'"),
+    ('arch = "torchvision:alexnet"\nweights = "w.pth"\ncheckpoint = "c.pt"', "models[0].weights: a model loaded"),
+    ('arch = "model2"\nbatch_size = 1', "models[0].batch_size: got 1; model2 uses batch normalization"),
+])
+def test_architecture_mistakes_are_config_errors_naming_the_key(tmp_path: Path, model: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"{MINIMAL}{model}\n"))
+    assert len(err.value.problems) == 1 and message in err.value.problems[0], err.value.problems
+
+
+def test_torchvision_architectures_and_batch_size_one_without_batch_norm_load(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, f'{MINIMAL}arch = "torchvision:resnet18"\nweights = "w.pth"\n'
+                                      '[[models]]\nname = "B"\nbatch_size = 1\n'))
+    assert cfg.models[0].arch == "torchvision:resnet18" and cfg.models[1].batch_size == 1
+
+
+@pytest.mark.parametrize(("out", "cache"), [("site", "site"), ("site", "site/cache"),
+                                            ("build/cache/site", "build/cache"), (".", "cache")])
+def test_output_folder_and_cache_folder_must_be_apart(tmp_path: Path, out: str, cache: str) -> None:
+    with pytest.raises(ConfigError, match="build.out: .* must be separate folders"):
+        load_config(write(tmp_path, f'[build]\nout = "{out}"\ncache = "{cache}"\n{MINIMAL}'))
+
+
+def test_every_seed_option_is_checked_as_a_seed() -> None:
+    import dataclasses
+
+    from reportgen import config
+
+    def seeds(cls: type) -> list[dataclasses.Field]:
+        found = []
+        for f in dataclasses.fields(cls):
+            inner = f.type if isinstance(f.type, type) else getattr(config, str(f.type).split("[")[-1].split(",")[0]
+                                                                     .strip(" ]"), None)
+            if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+                found += seeds(inner)
+            elif f.name == "seed":
+                found.append(f)
+        return found
+
+    found = seeds(Config)
+    assert len(found) >= 3 and all(f.metadata["check"] is config._seed for f in found)

@@ -394,3 +394,63 @@ def test_exif_rotation_is_applied_before_the_width_rule() -> None:
     img.save(buf, format="JPEG", exif=exif)
     assert preprocess(Image.open(io.BytesIO(buf.getvalue())), 8, 1, min_width=20) is None
     assert preprocess(Image.open(io.BytesIO(buf.getvalue())), 8, 1, min_width=10) is not None
+
+
+# --- hostile and odd folders --------------------------------------------------------------------------
+
+
+def test_links_that_loop_dangle_or_lead_to_non_files_are_skipped_and_counted(tmp_path: Path) -> None:
+    for c in ("cats", "dogs"):
+        for i in range(3):
+            _image(tmp_path / "images" / c / f"{i}.png", value=40 if c == "cats" else 200)
+    cats = tmp_path / "images" / "cats"
+    (cats / "loop-a.png").symlink_to(cats / "loop-b.png")
+    (cats / "loop-b.png").symlink_to(cats / "loop-a.png")
+    (cats / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (cats / "folder-loop").symlink_to(cats, target_is_directory=True)  # a link to a folder is not followed
+    os.mkfifo(cats / "pipe.png")  # opening it would wait forever
+    (cats / "linked.png").symlink_to(_image(tmp_path / "elsewhere.png", value=40))  # a link to an image counts
+    cfg = _folder_cfg(split=(0.5, 0.0, 0.5))
+    assert source_fingerprint(cfg, tmp_path) == source_fingerprint(cfg, tmp_path)
+    ds = load_dataset(cfg, tmp_path)
+    assert np.bincount(ds.labels).tolist() == [4, 3]
+    assert ds.skipped == {"unreadable": 4}
+
+
+def test_file_names_that_are_not_utf8_are_read_and_fingerprinted(tmp_path: Path) -> None:
+    for c in ("cats", "dogs"):
+        for i in range(2):
+            _image(tmp_path / "images" / c / f"{i}.png")
+    odd = os.fsdecode(b"caf\xe9-latin1.png")  # how Python names a file whose name is not UTF-8
+    _image(tmp_path / "images" / "cats" / odd)
+    cfg = _folder_cfg(split=(0.5, 0.0, 0.5))
+    assert source_fingerprint(cfg, tmp_path).startswith("folder:")
+    assert np.bincount(load_dataset(cfg, tmp_path).labels).tolist() == [3, 2]
+
+
+def test_a_class_folder_name_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    _image(tmp_path / "images" / "cats" / "0.png")
+    _image(tmp_path / "images" / os.fsdecode(b"caf\xe9") / "0.png")
+    with pytest.raises(DataError, match=r"class folder name 'caf\\udce9' is not valid UTF-8") as err:
+        load_dataset(_folder_cfg(), tmp_path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        source_fingerprint(_folder_cfg(), tmp_path)
+
+
+def test_sites_and_caches_inside_the_data_folder_are_not_classes(tmp_path: Path) -> None:
+    for c in ("cats", "dogs"):
+        for i in range(2):
+            _image(tmp_path / "images" / c / f"{i}.png")
+    _image(tmp_path / "images" / "site" / "posts" / "x.png")
+    (tmp_path / "images" / "site" / ".reportgen-site.json").write_text("{}")
+    _image(tmp_path / "images" / "cache" / "data" / "x.png")
+    (tmp_path / "images" / "cache" / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55")
+    _image(tmp_path / "images" / "dogs" / "old-site" / "figures" / "x.png")
+    (tmp_path / "images" / "dogs" / "old-site" / ".reportgen-site.json").write_text("{}")
+    cfg = _folder_cfg(split=(0.5, 0.0, 0.5))
+    before = source_fingerprint(cfg, tmp_path)
+    _image(tmp_path / "images" / "site" / "posts" / "y.png")  # a rebuild writes the site again
+    assert source_fingerprint(cfg, tmp_path) == before
+    ds = load_dataset(cfg, tmp_path)
+    assert ds.class_names == ("cats", "dogs") and np.bincount(ds.labels).tolist() == [2, 2]

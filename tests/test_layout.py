@@ -7,22 +7,29 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reportgen"
 
 
 def _imports() -> dict[str, set[str]]:
-    """module -> reportgen modules it imports, TYPE_CHECKING blocks and function bodies included."""
+    """module -> reportgen modules it imports, TYPE_CHECKING blocks and function bodies included.
+
+    `from pkg import name` counts as importing the module `pkg.name` when there is one (a submodule),
+    else the module `pkg` itself."""
+    files = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+    for module, path in files.items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         found: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                target = f"{base}.{node.module}" if node.module else base
-                found.add(target)
-                if not node.module:  # `from . import data, train`
-                    found |= {f"{base}.{alias.name}" for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reportgen"):
-                found.add(node.module)
-        graph[module] = {t for t in found if t != module and t != "reportgen"}
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            if not source.startswith("reportgen"):
+                continue
+            for alias in node.names:
+                found.add(f"{source}.{alias.name}" if f"{source}.{alias.name}" in files else source)
+        graph[module] = {t for t in found if t != module and t in files}
     return graph
 
 

@@ -66,3 +66,12 @@ def test_torchvision_weights_from_a_local_file(tmp_path) -> None:
 def test_too_small_input_for_a_torchvision_model_is_a_plain_error() -> None:
     with pytest.raises(ModelError, match="torchvision:alexnet cannot take 1x32x32 inputs.*data.image_size"):
         create_model("torchvision:alexnet", in_channels=1, image_size=32, num_classes=2)
+
+
+def test_the_config_knows_every_registered_architecture_and_which_use_batch_norm() -> None:
+    from reportgen import config
+
+    assert set(config.BUILTIN_ARCHS) == set(OWN)
+    for arch in OWN:
+        uses = regularizers(create_model(arch, in_channels=1, image_size=16, num_classes=2, width=0.1))
+        assert ("batch norm" in uses) == (arch in config.BATCH_NORM_ARCHS), arch

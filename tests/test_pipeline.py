@@ -1,6 +1,8 @@
 """Whole builds on the tiny config: the site, caching, incremental rebuilds and output safety."""
 
+import html
 import json
+import os
 import re
 from pathlib import Path
 
@@ -9,6 +11,9 @@ import pytest
 
 from reportgen import cache, figures, pipeline
 from reportgen.config import load_config
+from reportgen.data import DataError
+from reportgen.evaluate import EvaluateError
+from reportgen.models import ModelError
 from reportgen.site import MARKER, SiteError
 
 
@@ -187,6 +192,13 @@ def test_a_broken_user_template_is_a_one_line_error(tiny_config: Path) -> None:
     (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n{% if %}\n")
     with pytest.raises(SiteError, match=r"post.md.j2, line 2: "):
         pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+    # Python errors inside template expressions name the file and line too
+    for line, error in [("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
+                        ("{{ models[0].params + 'x' }}", "TypeError: unsupported operand"),
+                        ("{{ ''.__class__.__mro__ }}", "access to attribute '__class__'")]:
+        (mine / "post.md.j2").write_text(f"Fine line.\n{line}\n")
+        with pytest.raises(SiteError, match=rf"post.md.j2, line 2: .*{re.escape(error)}"):
+            pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
     (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n")
     pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
     site = tiny_config.parent / "site"
@@ -198,3 +210,153 @@ def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config, overrides={"data.split": [0.8, 0.0, 0.2]}))
     html = post_html(tiny_config.parent / "site")
     assert "had no validation set" in html and "nan%" not in html
+
+
+def test_a_diverging_model_is_named_with_its_learning_rate(tiny_config: Path) -> None:
+    tiny_config.write_text(tiny_config.read_text().replace("lr = 0.02\n", "lr = 1e12\n"))
+    with pytest.raises(ModelError, match=r"models\[0\] \(Model I\): training diverged: .* lr = 1e\+12"):
+        pipeline.build(load_config(tiny_config))
+    assert not (tiny_config.parent / "site").exists()
+
+
+def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("data decoded before a check that needs no data")
+    monkeypatch.setattr(pipeline, "DATA", pipeline.Stage("data", refuse))
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ('checkpoint = "missing.pt"', r"models\[0\].checkpoint: .*missing.pt: checkpoint file not found"),
+    ('checkpoint = "config.toml"', r"models\[0\].checkpoint: .*config.toml: not a readable checkpoint"),
+    ('arch = "torchvision:alexnet"\nweights = "none.pth"', r"models\[0\].weights: file not found: .*none.pth"),
+])
+def test_model_files_are_checked_before_any_image_is_decoded(tiny_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             model: str, message: str) -> None:
+    _no_decoding(monkeypatch)
+    tiny_config.write_text(tiny_config.read_text().replace('arch = "model1"', f'arch = "model1"\n{model}', 1)
+                           .replace('arch = "model1"\narch', "arch"))
+    with pytest.raises(ModelError, match=message):
+        pipeline.build(load_config(tiny_config))
+
+
+def test_an_output_folder_inside_the_cache_is_refused_before_decoding(tiny_config: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_decoding(monkeypatch)
+    with pytest.raises(SiteError, match="must be separate folders"):
+        pipeline.build(load_config(tiny_config), out=tiny_config.parent / "cache")
+    assert not (tiny_config.parent / "cache").exists()
+
+
+def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny_config: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("trained before checking")
+    monkeypatch.setattr(pipeline, "TRAIN", pipeline.Stage("train", refuse))
+    with pytest.raises(DataError, match="data.augment.classes: unknown class 'eleven'"):
+        pipeline.build(load_config(tiny_config, overrides={"data.augment.classes": ["eleven"]}))
+    with pytest.raises(EvaluateError, match="evaluate.group"):
+        pipeline.build(load_config(tiny_config, overrides={"evaluate.uncertain": "group",
+                                                           "evaluate.group": ["1", "one"]}))
+
+
+def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_config: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    (site / "CNAME").write_text("example.org")
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        if ".staging-" in str(src):  # the new tree cannot take the old one's place
+            raise PermissionError(13, "Permission denied", str(dst))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(SiteError, match=rf"^{re.escape(str(site))}: cannot publish the site \(Permission denied"):
+        pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+    assert "New title" not in post_html(site) and "New title" not in (site / "index.html").read_text()
+    assert (site / "CNAME").read_text() == "example.org"
+    assert sorted(p.name for p in tiny_config.parent.iterdir() if p.name.startswith(".site")) == []
+    monkeypatch.undo()
+    pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+    assert "New title" in post_html(site) and "New title" in (site / "index.html").read_text()
+    assert (site / "CNAME").read_text() == "example.org"
+
+
+HOSTILE = ["<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "$x^2$ **b**_c_ | a"]
+
+
+def test_hostile_names_print_as_literal_text_everywhere(tmp_path: Path) -> None:
+    """Model names, class (folder) names and the title can hold HTML, Markdown links and mathtext."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(HOSTILE):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+            pixels[..., c] = 255
+            Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{i}.png")
+    models = [HOSTILE[0], "[m](javascript:alert(1)) $\\frac{x}{$ ![i](x.png)"]
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[site]
+title = "<script>alert(1)</script> [t](javascript:alert(1))"
+author = "<b onmouseover=alert(1)>me</b>"
+[data]
+source = "folder"
+path = "photos"
+image_size = 16
+channels = 3
+[data.augment]
+factor = 2
+shift = 1
+classes = [{json.dumps(HOSTILE[1])}]
+""" + "".join(f"""
+[[models]]
+name = {json.dumps(name)}
+width = 0.125
+epochs = 1
+batch_size = 16
+""" for name in models))
+    result = pipeline.build(load_config(config))
+    site = tmp_path / "site"
+    pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
+    for page, html_ in pages.items():
+        assert "<img src=x" not in html_ and "<script>" not in html_ and "<b " not in html_, page
+        assert not re.search(r"(href|src)=\"(javascript|x\.png)", html_), page
+        text = html.unescape(re.sub(r"<[^>]+>", " ", html_))
+        assert "<script>alert(1)</script> [t](javascript:alert(1))" in text, page
+        for name in models:
+            assert name in text, (page, name)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", pages["post"]))
+    for name in HOSTILE:
+        assert name in text, name  # class names: split table, confusion tables, augmentation sentence
+    figures = site / "posts" / "visualizing-two-cnns" / "figures"
+    assert (figures / "samples.png").is_file() and (figures / "learning-curves.png").is_file()
+    for svg in figures.glob("*.svg"):
+        assert "<img" not in svg.read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in (figures / "architecture-img-src-x-onerror-alert-1.svg").read_text()
+    drawn = next(a for a in result.stages if a.stage == "figures").manifest["files"]
+    assert sorted(f for f in drawn if f.endswith(".svg")) == ["architecture-img-src-x-onerror-alert-1.svg",
+                                                               "architecture-m-javascript-alert-1-frac-x-i-x-png.svg"]
+
+
+
+def test_a_config_inside_its_image_folder_does_not_read_its_own_site_back(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["red", "green"]):
+        (tmp_path / name).mkdir()
+        for i in range(12):
+            pixels = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+            pixels[..., c] = 255
+            Image.fromarray(pixels).save(tmp_path / name / f"{i}.png")
+    config = tmp_path / "config.toml"
+    config.write_text('[build]\nout = "site"\ncache = "cache"\n[data]\nsource = "folder"\npath = "."\n'
+                      'image_size = 16\nchannels = 3\n[[models]]\nname = "A"\nwidth = 0.125\nepochs = 1\n')
+    pipeline.build(load_config(config))
+    assert "<tr><th>red</th>" in post_html(tmp_path / "site") and "<th>site</th>" not in post_html(tmp_path / "site")
+    assert built(pipeline.build(load_config(config))) == ["site"]
+    assert built(pipeline.build(load_config(config), out=tmp_path / "elsewhere")) == ["site"]

@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from reportgen.checkpoint import load_model, save_checkpoint
 from reportgen.config import AugmentConfig, ModelConfig
 from reportgen.data import Dataset
+from reportgen.models import ModelError
 from reportgen.train import smooth, train
 
 
@@ -62,3 +64,16 @@ def test_smoothing_follows_the_trend_without_overshooting() -> None:
     smoothed = smooth(values, span=5)
     assert smoothed[:5] == [0.0] * 5 and 0.9 < smoothed[-1] <= 1.0
     assert all(a <= b for a, b in zip(smoothed, smoothed[1:], strict=False))
+
+
+def test_a_diverging_run_stops_with_the_learning_rate_instead_of_saving_nan_weights() -> None:
+    cfg = ModelConfig(name="", arch="model1", width=0.125, dropout=0.0, lr=1e12, epochs=2, batch_size=16)
+    with pytest.raises(ModelError, match=r"training diverged: the loss became (nan|inf) at epoch 1, iteration \d+, "
+                                         r"with learning rate lr = 1e\+12; lower lr"):
+        train(cfg, AugmentConfig(), _stripes(20), torch.device("cpu"))
+
+
+def test_batch_norm_with_batches_of_one_is_an_error_not_an_empty_run() -> None:
+    cfg = ModelConfig(name="", arch="torchvision:resnet18", epochs=1, batch_size=1)
+    with pytest.raises(ModelError, match="no training step ran: 45 training images in batches of 1; batch norm"):
+        train(cfg, AugmentConfig(), _stripes(20), torch.device("cpu"))

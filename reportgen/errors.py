@@ -1,0 +1,25 @@
+"""The build's input errors, apart from the modules that raise them so the CLI can catch them
+without importing torch (`reportgen --help` and config mistakes answer at once).
+
+Each message is one line naming the key, file or folder and what is accepted.
+"""
+
+
+class DataError(Exception):
+    """Bad data input: a folder, file or image the build cannot use."""
+
+
+class ModelError(Exception):
+    """An architecture, checkpoint or weights file that cannot be used, or a run that diverged."""
+
+
+class LayerError(Exception):
+    """A layer name that the model does not have; the message lists the known names."""
+
+
+class EvaluateError(Exception):
+    """An evaluation setting that does not fit the data."""
+
+
+class SiteError(Exception):
+    """An output folder or template problem."""
