@@ -29,7 +29,8 @@ import torch
 from .cache import Artifact
 from .checkpoint import load_model
 from .config import ResponsesConfig
-from .data import DataError, Dataset
+from .data import Dataset
+from .errors import DataError
 from .layers import LayerError, receptive_box, receptive_fields
 from .responses import (
     class_accuracy,

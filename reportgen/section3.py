@@ -32,8 +32,9 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
         models.append(model_context(record, summary, layout, cfg))
-        models[-1]["verdicts"]["magnitude"] = magnitude(summary, load_frames(data))
-        panels += atlas_panels(record, summary, layout)
+        arrays = load_frames(data)
+        models[-1]["verdicts"]["magnitude"] = magnitude(summary, arrays)
+        panels += atlas_panels(record, summary, layout, arrays)
     first = json.loads(computed[0].file("summary.json").read_text())
     names = first["classes"]
     context = {
@@ -49,6 +50,12 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
 
 def _pct(value: float, digits: int = 0) -> str:
     return f"{100 * value:.{digits}f}%"
+
+
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _num(value: float) -> str:
@@ -193,8 +200,10 @@ def low_confidence(summary: dict[str, Any]) -> dict[str, Any]:
             "third_k": int((rest == third).sum()), "third_n": n_third}
 
 
-def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any]) -> list[AtlasPanel]:
-    """Every unit's top patches (a tile of the layer's sheet) and the classes of its top images."""
+def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
+                 arrays: dict[str, np.ndarray]) -> list[AtlasPanel]:
+    """Every unit's top patches (a tile of the layer's sheet), its peak responses, which of them have a
+    guided-backprop image, and the classes of its top images."""
     names, k = summary["classes"], summary["k"]
     panels = []
     for index, (layer, sheet) in enumerate(zip(summary["layers"], layout["atlas"], strict=True)):
@@ -203,6 +212,10 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
         counts = np.asarray(summary["preferences"][index]["unit_counts"])
         rf = "\u00d7".join(map(str, layer["rf"]))
         field = "the whole image" if layer["kind"] == "fc" else f"its {rf}-pixel receptive field"
+        peaks = arrays[f"peak{index}"]
+        explained = np.zeros(peaks.shape, bool)
+        rows = arrays[f"grad_rows{index}"]
+        explained[rows[:, 0], rows[:, 1]] = True
         for unit, tile in enumerate(sheet["tiles"]):
             x, y, w, h = tile
             alt = (f"Unit {unit}'s top {k} test images cropped to {field} (top row) and their guided-backprop "
@@ -211,8 +224,16 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
                               sheet=tuple(sheet["sheet"]))
             histogram = ", ".join(f"{names[c]} \u00d7{int(counts[unit, c])}"
                                   for c in np.argsort(-counts[unit], kind="stable") if counts[unit, c] > 0)
+            found = peaks[unit][np.isfinite(peaks[unit])]
+            strongest = (f"Peak responses: {_num(found[0])} (best) to {_num(found[-1])} ({_ordinal(len(found))})."
+                         if len(found) else "No test image.")
+            n = int(explained[unit].sum())
             facts = (f"Receptive field: {rf} pixels." if layer["kind"] == "conv" else "Sees the whole image.",
+                     strongest,
+                     f"Guided backprop for {'all' if n == len(found) else 'its best'} {n} "
+                     f"image{'s' if n != 1 else ''}{'' if n == len(found) else '; the other cells are blank'}.",
                      f"True classes of its top {k}: {histogram or 'none'}.")
+            flag = "silent" if len(found) and found[0] <= 0 else ""
             panels.append(AtlasPanel(record.key, layer["name"], unit, "Top test images (section 3)",
-                                     (picture,), facts))
+                                     (picture,), facts, flag))
     return panels
