@@ -14,6 +14,7 @@ never leaves a folder that a later build would trust; the next build sweeps such
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import inspect
 import json
@@ -118,6 +119,14 @@ class Artifact:
         """A user's file (a checkpoint, weights) as an input: keyed by its content, not its name."""
         return cls(stage, file_digest(path), path.parent, {"label": path.name, "files": [path.name],
                                                           "file": path.name}, True, 0.0)
+
+
+def source_date() -> datetime.date | None:
+    """The date of SOURCE_DATE_EPOCH (the reproducible-builds convention), None when it is unset."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch.isdigit():
+        return None
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).date()
 
 
 def versions() -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import ConfigError, load_config
-from .errors import DataError, EvaluateError, LayerError, ModelError, SiteError
+from .errors import DataError, EvaluateError, LayerError, ModelError, SettingError, SiteError
 
 if TYPE_CHECKING:
     from .pipeline import BuildResult
@@ -29,8 +29,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"reportgen {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the site described by a config file")
-    b.add_argument("--config", type=Path, default=Path("config.toml"), help="config file (default: config.toml)")
-    b.add_argument("--out", type=Path, help="output folder (default: build.out of the config)")
+    b.add_argument("--config", type=Path, default=Path("config.toml"),
+                   help="config file, relative to the current directory (default: config.toml)")
+    b.add_argument("--out", type=Path, help="output folder, relative to the current directory (default: the "
+                   "config's build.out, which is relative to the config file)")
     b.add_argument("--force", action="store_true", help="rebuild every stage, ignoring cached artifacts")
     b.add_argument("--prune", action="store_true",
                    help="after the build, delete cache entries this config no longer uses and report the space freed")
@@ -43,15 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its INFO notes are about its own arguments
     try:
         cfg = load_config(args.config)
         from .pipeline import build  # imports torch: keep `--help` and config errors instant
 
         result = build(cfg, out=args.out.resolve() if args.out else None, force=args.force, prune=args.prune)
     except ConfigError as e:
-        print(f"reportgen: error: {e.path}: {len(e.problems)} problem(s) in the config:", file=sys.stderr)
+        count = f"{len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}"
+        print(f"reportgen: error: {e.path}: {count} in the config:", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
+        return 2
+    except SettingError as e:  # a setting the model or data cannot meet: a config problem
+        print(f"reportgen: error: {e}", file=sys.stderr)
         return 2
     except INPUT_ERRORS as e:
         print(f"reportgen: error: {e}", file=sys.stderr)
@@ -75,8 +82,9 @@ def summary(result: BuildResult) -> str:
         lines.append(f"{label:<28} {status:<7} {art.seconds:8.1f}")
     built = sum(not a.cached for a in result.stages)
     lines.append(f"{'total':<28} {'':<7} {result.seconds:8.1f}")
-    lines.append(f"\nSite written to {result.out} ({built} stages built, "
-                 f"{len(result.stages) - built} from cache).")
+    cached = len(result.stages) - built
+    lines.append(f"\nSite written to {result.out} ({built} stage{'s' if built != 1 else ''} built, "
+                 f"{cached} from cache).")
     if result.pruned is not None:
         removed, freed = result.pruned
         lines.append(f"Pruned {removed} unused cache entr{'y' if removed == 1 else 'ies'}, "

@@ -80,7 +80,8 @@ class SiteConfig:
     title: str = option("Visualizing preferred inputs, activations and clusterings of two CNNs",
                         "Title of the post.")
     author: str = option("", "Author shown under the title; empty hides it.")
-    date: str = option("", "Date shown on the post (free text); empty uses the build date.")
+    date: str = option("", "Date shown on the post (free text); empty uses the date of SOURCE_DATE_EPOCH when "
+                           "set, else the day the models were trained, never the day the site was rendered.")
     slug: str = option("visualizing-two-cnns", "URL folder of the post under posts/.", _slug)
     templates: str = option("", "A folder whose templates override the built-in ones (e.g. your own "
                                 "post.md.j2); relative to the config file.")
@@ -92,7 +93,9 @@ class BuildConfig:
     out: str = option("site", "Output folder of the website, relative to the config file.")
     cache: str = option(".reportgen-cache", "Folder for cached stage artifacts, relative to the config file.")
     device: str = option("auto", "Where to run the networks.", one_of("auto", "cpu", "cuda"))
-    workers: int = option(0, "Torch CPU threads; 0 lets torch decide.", at_least(0))
+    workers: int = option(0, "Torch CPU threads. Training always runs on a fixed count, this one or 2 when 0, "
+                             "since its results depend on the count (so changing it retrains); other "
+                             "stages use torch's default when 0.", at_least(0))
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,10 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = option("mnist5k", "Where images come from: 'mnist5k' and 'lfw-faces' ship with pip "
-                                    "packages; 'folder' reads `path`.", one_of("mnist5k", "lfw-faces", "folder"))
+    source: str = option("mnist5k", "Where images come from: 'mnist5k', 'lfw-faces' and 'skimage-textures' "
+                                    "(24x24 tiles of scikit-image's brick, grass and gravel photographs) ship "
+                                    "with pip packages; 'folder' reads `path`.",
+                         one_of("mnist5k", "lfw-faces", "skimage-textures", "folder"))
     path: str = option("", "For source = 'folder': a directory with one subfolder per class, or train/, val/ "
                            "and test/ subfolders each holding one subfolder per class.")
     image_size: int = option(28, "Side of the square network input, in pixels.", between(8, 512))

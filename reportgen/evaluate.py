@@ -59,7 +59,7 @@ class ConfusionTable:
         return (100 * correct / total, 100 * uncertain / total, 100 * (total - correct - uncertain) / total)
 
     def totals(self) -> dict[str, float]:
-        """Overall counts and percentages over the held-out set."""
+        """Overall counts and percentages over the test set."""
         n = sum(self.row_totals)
         correct = sum(self.counts[i][i] for i in range(len(self.counts)))
         uncertain = sum(self.uncertain)
@@ -92,7 +92,10 @@ def evaluate_stage(folder: Path, params: dict[str, Any], dataset: Artifact, mode
     trained = load_model(model.file(model.manifest["file"]), torch.device(params["device"]))
     images, labels = data.part("test")
     probs = trained.predict(images, batch_size)
-    np.savez(folder / "predictions.npz", probs=probs, labels=labels)
     table = confusion_table(probs, labels, data.class_names, cfg)
+    # per image: right and certain, as the table counts "correct"; paired tests compare models on it
+    correct = (probs.argmax(1) == labels) & ~uncertain_mask(probs, cfg, data.class_names) if len(probs) else \
+        np.zeros(0, bool)
+    np.savez(folder / "predictions.npz", probs=probs, labels=labels, correct=correct)
     (folder / "confusion.json").write_text(json.dumps(table.to_dict()))
     return {"totals": table.totals()}

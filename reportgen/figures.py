@@ -15,17 +15,24 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on build machines or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .cache import Artifact  # noqa: E402
 from .data import Dataset  # noqa: E402
 from .describe import read_layers, read_summary  # noqa: E402
 from .diagram import architecture_svg  # noqa: E402
 
-# the write-up's colours: dark blue raw training accuracy, cyan smoothed, red held-out
-RAW, SMOOTH, HELD_OUT = "#1f3a93", "#17becf", "#d62728"
+# (colour, the name a caption gives it): the raw batch accuracies are thin and many, so they get a
+# light colour that reads as what the caption calls it; the two curves a reader follows get strong ones
+CURVE_COLOURS = {"raw": ("#b0b0b0", "grey"), "smooth": ("#1f4e9c", "blue"), "validation": ("#d62728", "red")}
+# One learning-curve panel per file, drawn at the width it is shown: a 4-inch figure at 160 dpi is
+# 640 px wide, so on a 390 px phone (about 350 px of image) 11-pt text still renders at 11 * 160/72 *
+# 350/640 = 13 CSS px, and at most 26rem (416 px) wide on a desktop beside its neighbour.
+CURVE_SIZE, CURVE_DPI, CURVE_FONT_PT = (4.0, 3.0), 160, 11
 
 
-def figures_stage(folder: Path, params: dict[str, Any], dataset: Artifact, *descriptions: Artifact) -> None:
+def figures_stage(folder: Path, params: dict[str, Any], dataset: Artifact,
+                  *descriptions: Artifact) -> dict[str, Any]:
     """Draw every section-1 figure; `params` holds the sample-grid settings and each model's display
     name and file key, in the order of `descriptions`."""
     samples_grid(Dataset.from_artifact(dataset), params["samples_per_class"], params["seed"],
@@ -36,9 +43,10 @@ def figures_stage(folder: Path, params: dict[str, Any], dataset: Artifact, *desc
         svg = architecture_svg(read_layers(description), model["name"], summary["params"])
         (folder / f"architecture-{model['key']}.svg").write_text(svg, encoding="utf-8")
         if summary["metrics"]:
-            curves.append((model["name"], summary["metrics"]))
-    if curves:
-        learning_curves(curves, folder / "learning-curves.png")
+            learning_curves(model["name"], summary["metrics"], folder / f"curves-{model['key']}.png")
+            curves.append(model["key"])
+    # what the pictures show that their captions must name
+    return {"drawn": {"curves": curves, "curve_colours": {k: name for k, (_, name) in CURVE_COLOURS.items()}}}
 
 
 def samples_grid(dataset: Dataset, per_class: int, seed: int, path: Path) -> None:
@@ -68,27 +76,28 @@ def samples_grid(dataset: Dataset, per_class: int, seed: int, path: Path) -> Non
     plt.close(fig)
 
 
-def learning_curves(curves: list[tuple[str, dict[str, Any]]], path: Path) -> None:
-    """Accuracy against epoch per model: raw and smoothed training accuracy, held-out accuracy."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), dpi=160, sharey=True,
-                             squeeze=False)
-    for ax, (name, m) in zip(axes[0], curves, strict=True):
+def learning_curves(name: str, m: dict[str, Any], path: Path) -> None:
+    """One model's accuracy against epoch: raw and smoothed training accuracy per batch, validation
+    accuracy after each epoch. Epoch ticks are whole numbers; the legend sits below the axes."""
+    with plt.rc_context({"font.size": CURVE_FONT_PT}):
+        fig, ax = plt.subplots(figsize=CURVE_SIZE, dpi=CURVE_DPI)
         per_epoch = m["iters_per_epoch"]
         x = (np.arange(len(m["iter_acc"])) + 1) / per_epoch
-        ax.plot(x, m["iter_acc"], color=RAW, lw=0.6, alpha=0.55, label="training (raw)")
-        ax.plot(x, m["iter_acc_smooth"], color=SMOOTH, lw=1.8, label="training (smoothed)")
+        ax.plot(x, m["iter_acc"], color=CURVE_COLOURS["raw"][0], lw=0.7, label="training, per batch")
+        ax.plot(x, m["iter_acc_smooth"], color=CURVE_COLOURS["smooth"][0], lw=2, label="training, smoothed")
         epochs = np.asarray(m["epoch_end_iter"]) / per_epoch
-        ax.plot(epochs, m["val_acc"], color=HELD_OUT, lw=1.8, marker="o", ms=3.5, label="held-out",
-                clip_on=False)  # the last epoch's point sits on the right edge
-        ax.set_title(name, fontsize=10, parse_math=False)
+        ax.plot(epochs, m["val_acc"], color=CURVE_COLOURS["validation"][0], lw=2, marker="o", ms=4,
+                label="validation", clip_on=False)  # the last epoch's point sits on the right edge
+        ax.set_title(name, fontsize=CURVE_FONT_PT + 1, parse_math=False)  # a "$" in a name is not mathtext
         ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max(epochs[-1], x[-1]))
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][0].set_ylim(0, 1.02)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    # below the panels, where it cannot hide a curve
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, facecolor="white")
-    plt.close(fig)
+        ax.set_ylim(0, 1.02)
+        # whole epochs only, and few enough ticks that their labels never touch
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False,
+                   fontsize=CURVE_FONT_PT - 1, handlelength=1.5, columnspacing=1.2)
+        fig.tight_layout(rect=(0, 0.14, 1, 1))
+        fig.savefig(path, facecolor="white")
+        plt.close(fig)

@@ -8,6 +8,7 @@ colour change never re-runs a network. Text is drawn with Pillow, which draws cl
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -268,3 +269,53 @@ def page_context(class_names: Sequence[str], labels: np.ndarray, predictions: np
                        "index": [int(v) for v in np.asarray(neighbours).ravel()],
                        "distance": [float(f"{v:.3g}") for v in np.asarray(distances).ravel()]},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The drawing stage of section 4: reads the clusters stage's arrays, never a network
+
+# The post's map images: at most this many pixels a side, which keeps a 1,000-image map near
+# 1-2 MB as PNG and still shows 28 px digits at about their own size when opened full size.
+MAP_SIDE = 2048
+# Thumbnail side of the viewer's sprite sheets: the images' own size plus a 2 px class-coloured
+# border on each side, between 24 px (a border must not eat a tiny image) and 64 px.
+SPRITE_MIN, SPRITE_MAX = 24, 64
+NEIGHBOUR_THUMB = 56
+VIEWER_SPRITES = "clusters-viewer"
+
+
+def clusters_figures_stage(folder: Path, params: dict[str, Any], dataset_art: Any, clusters_art: Any) -> dict[str, Any]:
+    """Section 4's pictures: the placed and grid-snapped maps, the nearest-neighbour rows, and the
+    viewer's sprite sheets plus its data (viewer.json, sprite files relative to figures/)."""
+    from .data import Dataset  # imported here: the drawing helpers above stay usable without torch
+
+    dataset = Dataset.from_artifact(dataset_art)
+    with np.load(clusters_art.file("clusters.npz")) as z:
+        arrays = {name: z[name] for name in z.files}
+    images, labels = dataset.images[arrays["rows"]], arrays["labels"]
+    names, num_classes = dataset.class_names, len(dataset.class_names)
+    n = len(labels)
+    rows, cols = (int(v) for v in json.loads(clusters_art.file("clusters.json").read_text())["grid"])
+    files: dict[str, dict[str, Any]] = {}
+
+    def save(image: Image.Image, name: str) -> None:
+        image.save(folder / name, optimize=True)
+        files[name] = {"width": image.width, "height": image.height, "bytes": (folder / name).stat().st_size}
+
+    # thumbnails about half the spacing of a uniform spread, so clusters read as clusters, not a carpet
+    thumb = max(8, min(64, MAP_SIDE // max(1, 2 * math.ceil(math.sqrt(max(n, 1))))))
+    save(draw_placed_map(images, labels, arrays["xy"], side=MAP_SIDE, thumb=thumb, num_classes=num_classes),
+         "clusters-map-placed.png")
+    save(draw_grid_map(images, labels, arrays["cells"], rows, cols, max_side=MAP_SIDE, num_classes=num_classes),
+         "clusters-map-grid.png")
+    queries = arrays["queries"]
+    save(draw_neighbours(images, labels, names, queries, arrays["neighbours"][queries], arrays["distances"][queries],
+                         arrays["predictions"], thumb=NEIGHBOUR_THUMB), "clusters-neighbours.png")
+    side = int(np.clip(max(images.shape[1:3], default=0) + 4, SPRITE_MIN, SPRITE_MAX))
+    sheets = write_sprites(thumbnails(images, labels, side, num_classes, border=2), folder / VIEWER_SPRITES)
+    context = page_context(names, labels, arrays["predictions"], arrays["confidence"], arrays["xy"], arrays["cells"],
+                           (rows, cols), sheets, arrays["neighbours"], arrays["distances"],
+                           asset_prefix=VIEWER_SPRITES + "/")
+    (folder / "viewer.json").write_text(json.dumps(context))
+    (folder / "figures.json").write_text(json.dumps(files, indent=1))
+    return {"figures": files}

@@ -23,12 +23,15 @@ from . import (
     activation_figures,
     activations,
     checkpoint,
+    clusters,
     data,
     describe,
     diagram,
+    embedding,
     evaluate,
     figures,
     frames,
+    imagemap,
     layers,
     models,
     responses,
@@ -38,9 +41,10 @@ from . import (
     video,
 )
 from .cache import Artifact, Cache, Stage
-from .checkpoint import check_compatible, pick_device, read_checkpoint
+from .checkpoint import check_compatible, load_model, pick_device, read_checkpoint
 from .config import Config, ModelConfig
 from .data import Dataset
+from .errors import SettingError
 from .models import ModelError
 
 log = logging.getLogger("reportgen")
@@ -48,10 +52,12 @@ log = logging.getLogger("reportgen")
 DATA = Stage("data", data.dataset_stage)
 TRAIN = Stage("train", train.train_stage, code=(data, models))
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage, code=(data, models))
-DESCRIBE = Stage("describe", describe.describe_stage, code=(models,))
+DESCRIBE = Stage("describe", describe.describe_stage, code=(models, layers, checkpoint))
 FIGURES = Stage("figures", figures.figures_stage, code=(diagram,))
 RESPONSES = Stage("responses", activations.responses_stage, code=(responses, layers, checkpoint, models, data))
 RESPONSE_FIGURES = Stage("response-figures", activation_figures.drawing_stage, code=(frames, video))
+CLUSTERS = Stage("clusters", embedding.clusters_stage, code=(checkpoint, data, layers, models))
+CLUSTER_FIGURES = Stage("clusters-figures", imagemap.clusters_figures_stage, code=(data,))
 
 
 @dataclass
@@ -96,10 +102,17 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     drawings = [run(FIGURES, {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed,
                               "models": [{"name": r.name, "key": r.key} for r in records]},
                     dataset_art, *(r.description for r in records), label="figures")]
-
     sections = []
     if cfg.responses.enabled:
         sections.append(_responses(cfg, dataset, dataset_art, records, device, run))
+    if cfg.clusters.enabled:
+        # keyed on the mapped model's artifact, not its display name; threads and batch size are speed only
+        computed = run(CLUSTERS, {"clusters": dataclasses.replace(cfg.clusters, model=""), "device": device},
+                       dataset_art, records[clusters.mapped_model(cfg)].model, *(r.model for r in records),
+                       label="clusters", runtime={"n_jobs": cfg.build.workers or embedding.TSNE_THREADS,
+                                                  "batch_size": cfg.evaluate.batch_size})
+        pictures = run(CLUSTER_FIGURES, {}, dataset_art, computed, label="clusters figures")
+        sections.append(clusters.section(cfg, records, dataset.class_names, computed, pictures))
 
     site_start = time.perf_counter()
     site.render(cfg, out, dataset, records, drawings, sections)
@@ -148,7 +161,10 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
         return Artifact.external("checkpoint", cfg.resolve(m.checkpoint))
     weights = [Artifact.external("weights", cfg.resolve(m.weights))] if m.weights else []
     try:
-        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device},
+        # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS)
+        threads = cfg.build.workers or train.DEFAULT_THREADS
+        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device,
+                           "threads": threads},
                    dataset_art, *weights, label=f"train {m.name}")
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
@@ -180,6 +196,26 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
         if m.checkpoint:
             path = cfg.resolve(m.checkpoint)
             check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
+    if cfg.clusters.enabled:
+        _check_clusters(cfg, dataset)
+
+
+def _check_clusters(cfg: Config, dataset: Dataset) -> None:
+    """The mapped layer must exist in the mapped model and the queries must point at mapped images:
+    known from the architecture (an untrained copy) before any model trains."""
+    m = cfg.models[clusters.mapped_model(cfg)]
+    shape = (dataset.images.shape[3], dataset.images.shape[1], dataset.images.shape[2])
+    if m.checkpoint:
+        network = load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
+    else:
+        network = models.create_model(m.arch, in_channels=shape[0], image_size=shape[1],
+                                      num_classes=len(dataset.class_names), width=m.width, dropout=m.dropout)
+    embedding.mapped_layer(network.eval(), shape, cfg.clusters.layer, m.name)
+    count = len(embedding.mapped_rows(dataset, cfg.clusters.images))
+    if count < 2:
+        raise SettingError(f"clusters.images: {count} {cfg.clusters.images} image(s), too few to map; "
+                           "choose 'all', or set clusters.enabled = false")
+    embedding.check_queries(cfg.clusters.queries, count)
 
 
 def _training_settings(m: ModelConfig) -> ModelConfig:

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import markdown
+import numpy as np
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from . import __version__
-from .cache import SITE_MARKER, Artifact, pid_alive, stable_hash, versions
+from . import __version__, stats
+from .cache import SITE_MARKER, Artifact, pid_alive, source_date, stable_hash, versions
 from .config import Config, section
 from .data import SPLITS, Dataset, augmented_train_count, split_counts
 from .describe import read_summary
@@ -41,6 +42,7 @@ from .evaluate import ConfusionTable
 
 log = logging.getLogger("reportgen")
 MARKER = SITE_MARKER
+SITE_NAME = "reportgen notebook"  # the masthead and the home page's title; a post has its own title
 # a wheel installs the templates inside the package; a source checkout keeps them at the top level
 _HERE = Path(__file__).resolve().parent
 TEMPLATES = next((p for p in (_HERE / "templates", _HERE.parent / "templates") if (p / "base.html").is_file()),
@@ -262,6 +264,42 @@ def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[...
     return place
 
 
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def number(n: float) -> str:
+    """A count as prose writes it: words up to ten, digits with thousands separators above;
+    a ratio that is not whole keeps up to two significant decimals (2.5, not 2.50)."""
+    if float(n).is_integer():
+        whole = int(n)
+        return _WORDS[whole] if 0 <= whole < len(_WORDS) else f"{whole:,}"
+    return f"{n:.3g}"
+
+
+def plural(n: int, singular: str, plural_form: str | None = None, words: bool = True) -> str:
+    """"one image", "two images", "1,000 images": a count and its noun, agreeing in number."""
+    noun = singular if n == 1 else (plural_form or singular + "s")
+    return f"{number(n) if words else f'{n:,}'} {noun}"
+
+
+def times(n: int) -> str:
+    """"once", "twice", "three times", "12 times"."""
+    return {1: "once", 2: "twice"}.get(n, f"{number(n)} times")
+
+
+def join_and(items: Any, conjunction: str = "and") -> str:
+    """"a", "a and b", "a, b and c"."""
+    items = [str(item) for item in items]
+    if len(items) <= 2:
+        return f" {conjunction} ".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def layer_range(names: list[str]) -> str:
+    """Consecutive layers by name: "conv1", "conv1 and conv2", "conv3a to conv4b"."""
+    return join_and(names) if len(names) <= 2 else f"{names[0]} to {names[-1]}"
+
+
 def _user_templates(cfg: Config) -> Path:
     """The folder of the user's template overrides; the built-in folder when none is set."""
     return cfg.resolve(cfg.site.templates) if cfg.site.templates else TEMPLATES
@@ -279,7 +317,15 @@ def make_env(cfg: Config) -> Environment:
     # goes through _finalize, so escaping does not depend on each template remembering it.
     env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
                                lstrip_blocks=True, autoescape=True, finalize=_finalize)
+    env.globals["site_name"] = SITE_NAME  # every page extends base.html, whatever its own context
     env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
+    env.filters["percent"] = stats.format_percent
+    env.filters["percent_ci"] = stats.format_proportion_ci
+    env.filters["number"] = number
+    env.filters["plural"] = plural
+    env.filters["times"] = times
+    env.filters["join_and"] = join_and
+    env.filters["layer_range"] = layer_range
     env.filters["thousands"] = lambda v: f"{v:,}"
     env.filters["params"] = format_count
     env.filters["sci"] = lambda v: f"{v:g}"
@@ -373,6 +419,8 @@ def render(cfg: Config, out: Path, dataset: Dataset, models: list[ModelRecord], 
     check_output_dir(out)
     env = make_env(cfg)
     context = build_context(cfg, dataset, models)
+    # what the drawings say about themselves (the curve colours the caption names)
+    context["drawn"] = {k: v for art in drawings for k, v in art.manifest.get("drawn", {}).items()}
     context.update({s.name: s.context for s in sections})
     context = _as_text(context)  # every string in it prints as text, whichever stage measured it
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
@@ -582,11 +630,11 @@ def build_context(cfg: Config, dataset: Dataset, models: list[ModelRecord]) -> d
     """Every number the templates print, measured from the artifacts."""
     split_rows = split_counts(dataset)
     model_rows = [_model_context(m) for m in models]
-    best = max(model_rows, key=lambda r: r["totals"]["pct_correct"])
+    best = max(model_rows, key=lambda r: r["totals"]["correct"])
     augment = cfg.data.augment
     return {
         "site": cfg.site,
-        "date": cfg.site.date or datetime.date.today().isoformat(),
+        "date": post_date(cfg, models),
         "data": {
             "source": cfg.data.source,
             "image_size": dataset.images.shape[1],
@@ -603,11 +651,58 @@ def build_context(cfg: Config, dataset: Dataset, models: list[ModelRecord]) -> d
         "evaluate": cfg.evaluate,
         "models": model_rows,
         "best": best,
+        "comparisons": _comparisons(best, model_rows, models),
+        # no build time: the same inputs must give the same bytes (reproducible builds)
         "footer": {"versions": versions(), "config_hash": stable_hash(section(cfg)),
-                   "built": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                   "trained": sorted({_environment(r["environment"]) for r in model_rows if r["environment"]}),
                    "seeds": {"data": cfg.data.seed, **{m.name: c.seed for m, c in zip(models, cfg.models,
                                                                                        strict=True)}}},
     }
+
+
+def post_date(cfg: Config, models: list[ModelRecord]) -> str:
+    """The post's date: `site.date`; else SOURCE_DATE_EPOCH's date; else the day the newest results
+    were produced (a train artifact's recorded date, a loaded checkpoint's file date). Never the
+    clock at render time, so re-rendering unchanged results changes no byte."""
+    if cfg.site.date:
+        return cfg.site.date
+    if (fixed := source_date()) is not None:
+        return fixed.isoformat()
+    dates = []
+    for m in models:
+        if m.loaded:
+            stamp = m.model.file(m.model.manifest["file"]).stat().st_mtime
+            dates.append(datetime.datetime.fromtimestamp(stamp, datetime.UTC).date().isoformat())
+        elif m.model.manifest.get("created"):
+            dates.append(m.model.manifest["created"])
+    return max(dates, default=datetime.date.today().isoformat())
+
+
+def _environment(env: dict[str, Any]) -> str:
+    """"cpu, 2 threads, AVX2 kernels, deterministic algorithms": what a model's exact weights depend on."""
+    parts = [env.get("gpu") or env.get("device", "")]
+    if env.get("device") == "cpu":
+        parts.append(plural(env["threads"], "thread", words=False))
+        if env.get("cpu_capability"):
+            parts.append(f"{env['cpu_capability']} kernels")
+    if env.get("deterministic"):
+        parts.append("deterministic algorithms")
+    return ", ".join(p for p in parts if p)
+
+
+def _comparisons(best: dict[str, Any], rows: list[dict[str, Any]], models: list[ModelRecord]) -> list[dict[str, Any]]:
+    """The best model against each other one on the same test images: exact McNemar test and the
+    paired interval of the accuracy difference, from the per-image correctness each evaluation saved."""
+    correct = {r["name"]: np.load(m.evaluation.file("predictions.npz"))["correct"]
+               for r, m in zip(rows, models, strict=True)}
+    out = []
+    for other in rows:
+        if other is best:
+            continue
+        result = stats.mcnemar(correct[best["name"]], correct[other["name"]])
+        out.append({"better": best, "other": other, "result": result,
+                    "phrase": stats.compare_phrase(result, with_ci=True)})
+    return out
 
 
 def _model_context(m: ModelRecord) -> dict[str, Any]:
@@ -615,12 +710,15 @@ def _model_context(m: ModelRecord) -> dict[str, Any]:
     summary = read_summary(m.description)
     confusion = ConfusionTable(**json.loads(m.evaluation.file("confusion.json").read_text()))
     rows = [{"name": name, "counts": confusion.counts[i], "uncertain": confusion.uncertain[i],
-             "total": confusion.row_totals[i], "percents": confusion.row_percents(i)}
+             "total": confusion.row_totals[i], "correct": confusion.counts[i][i],
+             "incorrect": confusion.row_totals[i] - confusion.counts[i][i] - confusion.uncertain[i]}
             for i, name in enumerate(confusion.class_names)]
     metrics = summary["metrics"]
     val_acc = [a for a in metrics.get("val_acc", []) if a == a]  # NaN when there was no validation split
     best_val = max(val_acc, default=None)
     return {
+        "architecture": _architecture(summary.get("structure", [])),
+        "column_totals": [sum(col) for col in zip(*confusion.counts, strict=True)],
         **summary,
         "name": m.name,
         "key": m.key,
@@ -636,4 +734,46 @@ def _model_context(m: ModelRecord) -> dict[str, Any]:
         "confusion": confusion,
         "rows": rows,
         "totals": confusion.totals(),
+        "environment": summary.get("environment") or {},
     }
+
+
+def _architecture(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The architecture facts the prose states, grouped the way a person would say them: runs of
+    consecutive layers followed by the same operations, the pooled layers, biases, the output layer."""
+    if not layers:
+        return {}
+    hidden, output = layers[:-1], layers[-1]
+    runs: list[dict[str, Any]] = []
+    for layer in hidden:
+        after = _operations(layer)
+        if runs and runs[-1]["after"] == after:
+            runs[-1]["names"].append(layer["name"])
+        else:
+            runs.append({"names": [layer["name"]], "after": after})
+    pools: dict[str, list[str]] = {}
+    for layer in layers:
+        if layer["pool"]:
+            pools.setdefault(layer["pool"], []).append(layer["name"])
+    without = [layer["name"] for layer in hidden if not layer["bias"]]
+    return {
+        "conv": sum(layer["kind"] == "conv" for layer in layers),
+        "fc": sum(layer["kind"] == "fc" for layer in layers),
+        "kernels": sorted({layer["kernel"].replace("x", "×") for layer in layers if "kernel" in layer}),
+        "runs": runs,
+        "pools": [{"window": window.split(" ")[0].replace("x", "×"), "kind": " ".join(window.split(" ")[1:]),
+                   "names": names} for window, names in pools.items()],
+        "hidden_bias": "all" if not without else "none" if len(without) == len(hidden) else "some",
+        "without_bias": without,
+        # a layer without bias followed by batch norm loses nothing: batch norm's shift takes its place
+        "bn_shift": bool(without) and all("bn" in layer["after"] for layer in hidden if not layer["bias"]),
+        "output": {**output, "after": _operations(output)},
+        "detailed": len(layers) <= 12,  # per-layer prose for small networks; a ResNet gets counts only
+    }
+
+
+def _operations(layer: dict[str, Any]) -> list[str]:
+    """What follows a layer, in order, as prose names it (pooling is stated on its own)."""
+    words = {"bn": "batch normalization", "relu": "a ReLU"}
+    return [f"dropout with p\u00a0=\u00a0{layer['dropout']:g}" if kind == "dropout" else words[kind]
+            for kind in layer["after"]]

@@ -6,8 +6,13 @@ checkpoint.py, so editing the training loop retrains and nothing else.
 
 from __future__ import annotations
 
+import copy
+import datetime
 import logging
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cache import Artifact, plain, versions
+from .cache import Artifact, plain, source_date, versions
 from .checkpoint import CHECKPOINT_FORMAT, Normalizer, predict, save_checkpoint
 from .config import AugmentConfig, ModelConfig
 from .data import Augmenter, Dataset
@@ -24,15 +29,57 @@ from .progress import track
 
 log = logging.getLogger("reportgen")
 
+# Training uses this many CPU threads unless build.workers says otherwise. The count is fixed rather
+# than left to torch (which uses one per core) because float reductions split across threads add up
+# in a different order: the same seed gave a different Model I on a 1-core and a 2-core machine.
+DEFAULT_THREADS = 2
+
 
 def train_stage(folder: Path, params: dict[str, Any], dataset: Artifact, *weights: Artifact) -> dict[str, Any]:
     """The build's train stage: `params` holds the model's training settings (no display name), the
-    augmentation settings and the device; `weights` optionally a torchvision state_dict to start from."""
+    augmentation settings, the device and the CPU thread count; `weights` optionally a torchvision
+    state_dict to start from."""
     start_from = weights[0].file(weights[0].manifest["file"]) if weights else None
-    checkpoint = train(params["model"], params["augment"], Dataset.from_artifact(dataset),
-                       torch.device(params["device"]), start_from)
+    start = time.perf_counter()
+    with deterministic(params["threads"]):
+        checkpoint = train(params["model"], params["augment"], Dataset.from_artifact(dataset),
+                           torch.device(params["device"]), start_from)
     save_checkpoint(checkpoint, folder / "checkpoint.pt")
-    return {"file": "checkpoint.pt", "final_val_acc": checkpoint["metrics"]["val_acc"][-1]}
+    # wall time and date stay out of the checkpoint, so the same settings give the same bytes
+    return {"file": "checkpoint.pt", "train_seconds": time.perf_counter() - start, "created": created_date()}
+
+
+def created_date() -> str:
+    """The date these results were produced: today, or SOURCE_DATE_EPOCH's date when set."""
+    return (source_date() or datetime.date.today()).isoformat()
+
+
+@contextmanager
+def deterministic(threads: int) -> Iterator[None]:
+    """Run torch with a fixed CPU thread count and deterministic algorithms; restore both afterwards."""
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    # cuBLAS needs this to be deterministic; it only takes effect if CUDA was not initialized yet
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(threads)
+    # warn_only: an op without a deterministic version warns instead of failing the build
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
+        torch.backends.cudnn.benchmark = before[2]
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What a trained model's exact weights depend on besides its settings and data."""
+    env: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads(),
+                           "deterministic": torch.are_deterministic_algorithms_enabled(),
+                           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -59,7 +106,12 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Nor
 
 def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch.device,
           weights: Path | None = None) -> dict[str, Any]:
-    """Train one model from scratch; return the checkpoint dict (weights, architecture, metrics)."""
+    """Train one model from scratch; return the checkpoint dict (weights, architecture, metrics).
+
+    With a validation set, the checkpoint keeps the weights of the epoch with the best validation
+    accuracy (the first such epoch on ties), so the model evaluated and shown is the one whose
+    validation accuracy the post reports; without one, the last epoch's.
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -84,7 +136,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
     val_acc: list[float] = []
     epoch_iters: list[int] = []
     batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    start = time.perf_counter()
+    best_epoch, best_state = cfg.epochs, None
     for epoch in range(1, cfg.epochs + 1):
         order, augmented = augmenter.epoch(y_train, rng)
         batches = range(0, len(order), cfg.batch_size)
@@ -114,8 +166,12 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
                              + ("; batch norm needs batches of at least 2 images" if batch_norm else ""))
         epoch_iters.append(len(iter_acc))
         val_acc.append(accuracy(model, x_val, y_val, norm))
+        if val_acc[-1] == val_acc[-1] and (best_state is None or val_acc[-1] > val_acc[best_epoch - 1]):
+            best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
         log.info("epoch %d/%d: train acc %.3f, validation acc %.3f", epoch, cfg.epochs,
                  float(np.mean(iter_acc[-max(1, len(batches)):])), val_acc[-1])
+    if best_state is not None:
+        model.load_state_dict(best_state)
     per_epoch = max(1, epoch_iters[0])
     metrics = {
         "iter_acc": iter_acc,
@@ -124,10 +180,10 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         "iters_per_epoch": per_epoch,
         "epoch_end_iter": epoch_iters,
         "val_acc": val_acc,
-        "train_seconds": time.perf_counter() - start,
-        "device": str(device),
+        "epoch": best_epoch,  # whose weights the checkpoint holds
+        "weights": "best validation" if best_state is not None else "last epoch",
     }
     return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": arch_kwargs,
             "class_names": list(data.class_names), "normalization": {"mean": mean, "std": std},
-            "config": plain(cfg), "metrics": metrics, "versions": versions(),
+            "config": plain(cfg), "metrics": metrics, "versions": versions(), "environment": environment(device),
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}

@@ -316,3 +316,71 @@ def test_response_movies_load_without_errors(browser: Browser, site: Path) -> No
     for video in videos:
         assert video["error"] is None and video["width"] > 0 and video["height"] > 0 and video["duration"] > 0, video
     assert not errors, errors
+
+
+def test_the_built_map_page_shows_a_label_on_hover_from_disk(browser: Browser, site: Path) -> None:
+    """Section 4's zoomable map as the build wrote it: hovering an image names its class, offline."""
+    page_file = site / "posts" / "visualizing-two-cnns" / "clusters-map.html"
+    root = site.as_uri() + "/"
+    context = browser.new_context(viewport={"width": 900, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    requests: list[str] = []
+    errors: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root) else route.abort())
+    page = context.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(page_file.as_uri())
+        page.wait_for_function("document.querySelector('canvas.imagemap-canvas').width > 1")
+        page.wait_for_timeout(300)  # the sprite sheet loads and the first frame draws
+        data = page.evaluate("JSON.parse(document.getElementById('imagemap-data').textContent)")
+        box = page.locator("canvas.imagemap-canvas").bounding_box()
+        # the viewer fits the world (cols x rows thumbnails of T px) into the canvas at 96 %, centred
+        t = data["sprites"]["thumb"]
+        w, h = data["cols"] * t, data["rows"] * t
+        scale = min(box["width"] / w, box["height"] / h) * 0.96
+        ox, oy = (box["width"] - w * scale) / 2, (box["height"] - h * scale) / 2
+        # the last image is drawn on top, so its centre is never covered by another thumbnail
+        i = data["count"] - 1
+        page.mouse.move(box["x"] + ox + (data["x"][i] * (w - t) + t / 2) * scale,
+                        box["y"] + oy + (data["y"][i] * (h - t) + t / 2) * scale)
+        tooltip = page.locator(".imagemap-tooltip")
+        tooltip.wait_for(state="visible")
+        assert tooltip.text_content().startswith(f"class: {data['classes'][data['label'][i]]}\npredicted: ")
+    finally:
+        context.close()
+    assert not errors, errors
+    assert all(url.startswith(root) for url in requests), requests
+    assert any(url.endswith("figures/clusters-viewer/sprites-0.png") for url in requests)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, site: Path, tmp_path: Path,
+                                                            width: int) -> None:
+    """On a phone and on a desktop: nothing is wider than the screen, and the learning curves' smallest
+    text (the legend, a point below the tick labels) renders at 9 CSS px or more."""
+    from reportgen.figures import CURVE_DPI, CURVE_FONT_PT
+
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto(site.as_uri() + "/" + POST)
+        found = page.evaluate("""() => ({
+          scroll: document.documentElement.scrollWidth,
+          images: Array.from(document.querySelectorAll("figure img"), img => ({
+            src: img.getAttribute("src"), width: img.getBoundingClientRect().width,
+            right: img.getBoundingClientRect().right, natural: img.naturalWidth })),
+        })""")
+        page.screenshot(path=str(tmp_path / f"post-{width}.png"), full_page=True)
+    finally:
+        context.close()
+    assert found["scroll"] <= width, f"the post scrolls sideways at {width} px: {found['scroll']} px wide"
+    assert all(img["right"] <= width + 0.5 for img in found["images"]), found["images"]
+    curves = [img for img in found["images"] if img["src"].startswith("figures/curves-")]
+    assert len(curves) == 2
+    for img in curves:
+        smallest_px = (CURVE_FONT_PT - 1) * CURVE_DPI / 72 * img["width"] / img["natural"]
+        assert smallest_px >= 9, f"{img['src']} at {width} px: legend text {smallest_px:.1f} px"

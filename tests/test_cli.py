@@ -42,6 +42,23 @@ def test_build_prints_a_summary(tiny_config: Path, capsys) -> None:
     assert "from cache" in capsys.readouterr().err
 
 
+def test_help_says_what_each_path_is_relative_to(tmp_path: Path) -> None:
+    text = " ".join(run("build", "--help", cwd=tmp_path).stdout.split())
+    assert "--out OUT output folder, relative to the current directory" in text
+    assert "build.out, which is relative to the config file" in text
+
+
+def test_counts_in_messages_agree_with_their_nouns(tmp_path: Path, capsys) -> None:
+    (tmp_path / "config.toml").write_text('[data]\nimage_sise = 28\n[[models]]\nname = "A"\n')
+    assert main(["build", "--config", str(tmp_path / "config.toml")]) == 2
+    assert "1 problem in the config:" in capsys.readouterr().err
+    from reportgen.cache import Artifact
+    from reportgen.cli import summary
+    from reportgen.pipeline import BuildResult
+
+    site = Artifact("site", "", tmp_path, {"label": "site"}, False, 0.1)
+    data = Artifact("data", "k", tmp_path, {"label": "data"}, True, 0.0)
+    assert "(1 stage built, 1 from cache)" in summary(BuildResult(tmp_path, [data, site]))
 def test_architecture_and_non_finite_mistakes_exit_2_before_any_data_is_read(tmp_path: Path, capsys) -> None:
     # the data folder does not exist: reaching the data stage would exit 1 instead
     (tmp_path / "config.toml").write_text('[data]\nsource = "folder"\npath = "photos"\nseed = -1\n'

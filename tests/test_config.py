@@ -1,6 +1,7 @@
 """Config loading: defaults, every problem reported at once, did-you-mean, path resolution."""
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,20 @@ def test_readme_documents_every_option() -> None:
         assert f"| `{key}` | `{default}` | {doc} |" in readme, f"README's config reference lacks {key}"
 
 
+def test_readme_set_up_is_two_commands_and_the_first_installs_cpu_torch() -> None:
+    readme = (ROOT / "README.md").read_text()
+    setup = readme[readme.index("## Set up"):readme.index("## The command")]
+    commands = re.findall(r"```sh\n(.*?)\n```", setup, re.S)
+    assert len(commands) == 2
+    assert commands[0].startswith("pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu")
+    assert "needs root" in setup and "skipped" in setup
+
+
+def test_torch_has_a_lower_bound_and_no_cap() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = [d for d in pyproject["project"]["dependencies"] if d.startswith(("torch>", "torchvision>"))]
+    assert pins == ["torch>=2.9", "torchvision>=0.24"]
+    assert "our machines" not in (ROOT / "pyproject.toml").read_text()
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
 @pytest.mark.parametrize("key", ["lr", "gamma", "momentum", "weight_decay", "width", "dropout"])
 def test_non_finite_numbers_are_refused_for_every_float_option(tmp_path: Path, key: str, value: str) -> None:

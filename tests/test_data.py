@@ -266,6 +266,15 @@ def test_lfw_faces_loads_200_images_in_two_classes() -> None:
     assert len(full.labels) == 200 and np.bincount(full.labels).tolist() == [100, 100]
 
 
+def test_textures_are_balanced_native_size_tiles_of_three_photographs() -> None:
+    ds = load_dataset(DataConfig(source="skimage-textures", image_size=24, min_width=24), Path("."))
+    assert ds.class_names == ("brick", "grass", "gravel")
+    assert ds.images.shape == (3 * 441, 24, 24, 1) and np.bincount(ds.labels).tolist() == [441] * 3
+    import skimage.data
+
+    assert np.array_equal(ds.images[0, :, :, 0], skimage.data.brick()[:24, :24])  # not resampled
+
+
 def test_builtin_images_narrower_than_min_width_are_an_error() -> None:
     with pytest.raises(DataError, match="200 narrower than 30 px"):
         load_dataset(DataConfig(source="lfw-faces", min_width=30), Path("."))

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from PIL import Image
 
 from reportgen import embedding, imagemap
-from reportgen.site import TEMPLATES
+from reportgen.site import SITE_NAME, TEMPLATES
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -104,9 +104,9 @@ def _render(tmp_path: Path, data: dict[str, Any]) -> Path:
     """The viewer page as the site would write it: the page, static/ beside it, sprites in maps/."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html", "j2"], default=True))
-    footer = {"versions": {"reportgen": "0", "python": "3", "torch": "2", "numpy": "2"}, "built": "today",
+    footer = {"versions": {"reportgen": "0", "python": "3", "torch": "2", "numpy": "2"},
               "config_hash": "abc", "seeds": {"data": 1}}
-    html = env.get_template("imagemap.html").render(root="", site={"title": "Tiny"}, footer=footer,
+    html = env.get_template("imagemap.html").render(root="", site={"title": "Tiny"}, site_name=SITE_NAME, footer=footer,
                                                     title="Image map of <test> images", imagemap=data)
     shutil.copytree(TEMPLATES / "static", tmp_path / "static")
     page = tmp_path / "index.html"

@@ -12,6 +12,7 @@ import pytest
 from reportgen import cache, figures, pipeline
 from reportgen.config import load_config
 from reportgen.data import DataError
+from reportgen.errors import SettingError
 from reportgen.evaluate import EvaluateError
 from reportgen.models import ModelError
 from reportgen.site import MARKER, SiteError
@@ -52,14 +53,15 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
     saved = np.load(evaluation.file("predictions.npz"))
     confident = saved["probs"].max(1) >= 0.5
     correct = int(((saved["probs"].argmax(1) == saved["labels"]) & confident).sum())
-    assert f"({correct} / " in html
+    assert f"({correct}, " in html
 
 
 def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
     first = pipeline.build(load_config(tiny_config))
     assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
                             "evaluate Model II", "describe Model II", "figures", "responses Model I",
-                             "response figures Model I", "responses Model II", "response figures Model II", "site"]
+                            "response figures Model I", "responses Model II", "response figures Model II",
+                            "clusters", "clusters figures", "site"]
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
     assert built(retitled) == ["site"]
@@ -68,6 +70,14 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
     assert built(stricter) == ["evaluate Model I", "evaluate Model II", "site"]  # no retraining, no redrawing
     faster = pipeline.build(load_config(tiny_config, overrides={"evaluate.batch_size": 7}))
     assert built(faster) == ["site"]  # a batch size changes speed, not results
+    threads = pipeline.build(load_config(tiny_config, overrides={"build.workers": 1}))
+    assert built(threads) == ["site"]  # t-SNE threads too
+    reseeded = pipeline.build(load_config(tiny_config, overrides={"clusters.seed": 1}))
+    assert built(reseeded) == ["clusters", "clusters figures", "site"]
+    off = pipeline.build(load_config(tiny_config, overrides={"clusters.enabled": False}))
+    assert built(off) == ["site"] and "clusters" not in [a.stage for a in off.stages]
+    assert "Clusterings" not in post_html(tiny_config.parent / "site")
+    assert not (tiny_config.parent / "site" / "posts" / "visualizing-two-cnns" / "clusters-map.html").exists()
 
 
 def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
@@ -92,7 +102,8 @@ def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config))
     assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
-                             "responses Model II", "response figures Model II", "site"]
+                             "responses Model II", "response figures Model II", "clusters", "clusters figures",
+                             "site"]
 
 
 def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> None:
@@ -100,9 +111,9 @@ def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> N
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config), prune=True)
     removed, freed = result.pruned
-    # the old Model II: its checkpoint, evaluation, description, responses and their drawings, and the
-    # figures that drew it
-    assert removed == 6 and freed > 0
+    # the old Model II: its checkpoint, evaluation, description, section 3's responses and their drawings,
+    # the figures that drew it, and section 4's numbers and pictures, which read every model
+    assert removed == 8 and freed > 0
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
 
 
@@ -212,6 +223,20 @@ def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
     assert "had no validation set" in html and "nan%" not in html
 
 
+def test_the_post_names_each_set_and_reads_as_written_by_a_person(tiny_config: Path) -> None:
+    pipeline.build(load_config(tiny_config))
+    site = tiny_config.parent / "site"
+    pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
+    for name, page in pages.items():
+        text = re.sub(r"<[^>]+>", " ", page)
+        assert "held-out" not in text and "(s)" not in text and "mnist5k" not in text, name
+        assert not re.search(r"\b1 (more )?times\b|\b\d+\.0 times\b", text), name
+    post = pages["post"]
+    assert "validation accuracy after epoch" in post and "of the 60 test images correctly" in post
+    assert "used twice per epoch: once as it is and once more with random shifts of up to one pixel" in post
+    assert "McNemar" in post and ("which is significant" in post or "not significant" in post)
+    assert "None of these layers has a bias" in post and "The output layer, fc7," in post
+    assert re.search(r"<title>reportgen notebook</title>", pages["index"])
 def test_a_diverging_model_is_named_with_its_learning_rate(tiny_config: Path) -> None:
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.02\n", "lr = 1e12\n"))
     with pytest.raises(ModelError, match=r"models\[0\] \(Model I\): training diverged: .* lr = 1e\+12"):
@@ -257,6 +282,10 @@ def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny
     with pytest.raises(EvaluateError, match="evaluate.group"):
         pipeline.build(load_config(tiny_config, overrides={"evaluate.uncertain": "group",
                                                            "evaluate.group": ["1", "one"]}))
+    with pytest.raises(SettingError, match=r"clusters.layer: 'fc9' is not a layer of Model II; known: conv1, .*fc5"):
+        pipeline.build(load_config(tiny_config, overrides={"clusters.layer": "fc9"}))
+    with pytest.raises(SettingError, match="clusters.queries: position 60 is outside the 60 mapped images"):
+        pipeline.build(load_config(tiny_config, overrides={"clusters.queries": [0, 60]}))
 
 
 def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_config: Path,
@@ -322,6 +351,9 @@ batch_size = 16
     result = pipeline.build(load_config(config))
     site = tmp_path / "site"
     pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
+    viewer = (site / "posts" / "visualizing-two-cnns" / "clusters-map.html").read_text()
+    assert "<script>alert" not in viewer and "<img src=x" not in viewer and "<b " not in viewer
+    assert not re.search(r"(href|src)=\"javascript", viewer)
     for page, html_ in pages.items():
         assert "<img src=x" not in html_ and "<script>" not in html_ and "<b " not in html_, page
         assert not re.search(r"(href|src)=\"(javascript|x\.png)", html_), page
@@ -333,7 +365,7 @@ batch_size = 16
     for name in HOSTILE:
         assert name in text, name  # class names: split table, confusion tables, augmentation sentence
     figures = site / "posts" / "visualizing-two-cnns" / "figures"
-    assert (figures / "samples.png").is_file() and (figures / "learning-curves.png").is_file()
+    assert (figures / "samples.png").is_file() and len(list(figures.glob("curves-*.png"))) == len(models)
     for svg in figures.glob("*.svg"):
         assert "<img" not in svg.read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in (figures / "architecture-img-src-x-onerror-alert-1.svg").read_text()
