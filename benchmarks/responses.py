@@ -1,4 +1,4 @@
-"""Throughput of section 3's compute: the streamed response pass, frame composition and MP4 encoding.
+"""Throughput of section 3's compute: the streamed response pass, guided backprop, frame composition and MP4 encoding.
 
     PYTHONPATH=. python benchmarks/responses.py [--images 1000] [--frames 300] [--threads N]
 
@@ -21,7 +21,7 @@ import torch
 
 from reportgen.frames import response_frames
 from reportgen.models import create_model
-from reportgen.responses import Responses, record_responses
+from reportgen.responses import Responses, guided_backprop, normalize, record_responses
 from reportgen.video import accelerating_durations, write_mp4
 
 T = TypeVar("T")
@@ -57,6 +57,16 @@ def bench(arch: str, images: np.ndarray, labels: np.ndarray, args: argparse.Name
     units = sum(layer.units for layer in rec.layers)
     print(f"{arch}: streamed pass      {len(images) / seconds:8.0f} images/s ({seconds:.2f} s for {len(images)}, "
           f"{len(rec.layers)} layers, {units} units; a bare forward pass: {len(images) / plain:.0f} images/s)")
+
+    # guided backprop of many units in one batch (one channel per row), as the responses stage runs it
+    layer = rec.layers[-2]
+    rows = min(256, layer.units * rec.k)
+    units = np.repeat(np.arange(layer.units), rec.k)[:rows]
+    picks = layer.top_image.reshape(-1)[:rows]
+    positions = [tuple(p) for p in layer.top_pos.reshape(-1, 2)[:rows]]
+    x = normalize(images[picks], [0.13], [0.3], torch.device("cpu"))
+    seconds, _ = best(args.repeats, lambda: guided_backprop(model, x, layer.path, units.tolist(), positions))
+    print(f"{arch}: guided backprop    {rows / seconds:8.0f} rows/s at {layer.name} ({rows} rows in one batch)")
 
     movie, frames = response_frames(rec, images, title=f"{arch} responses")
     frame = next(frames)

@@ -207,6 +207,36 @@ class ClustersConfig:
 
 
 @dataclass(frozen=True)
+class ResponsesConfig:
+    enabled: bool = option(True, "Section 3: response movies, activated units, feature maps, top patches, class "
+                                 "preferences and measured claims.")
+    classes: tuple[str, ...] = option((), "Classes A and B of the response movies; empty picks the pair the models "
+                                          "confuse most with each other on the test set.",
+                                      lambda v: None if len(v) in (0, 2) and len(set(v)) == len(v) else
+                                      "two distinct class names, or [] to choose")
+    third: str = option("", "The third class of the low-confidence movie; empty picks the class the models "
+                            "confuse least with A and B.")
+    per_class: int = option(50, "Test images of A and of B in each model's response movie, ordered by probability "
+                                "(evenly spaced over the ranking, most confident first).", between(1, 500))
+    low_confidence: int = option(10, "Least confident test images of A and of B, and images of the third class, in "
+                                     "the low-confidence movie.", between(1, 100))
+    threshold: float = option(0.0, "Activated-units figure: a unit counts as active when its response exceeds this "
+                                   "fraction of the largest response in its layer for that image (0 = any positive "
+                                   "response); the others are grey.", between(0, 0.99))
+    feature_layer: str = option("conv2", "Conv layer whose activation maps are shown as a grid for one input (a "
+                                         "layer name such as 'conv2', or a module path of a torchvision model).")
+    k: int = option(9, "Top test images kept per unit (top patches, class preferences).", between(1, 50))
+    group: tuple[str, ...] = option((), "Classes whose shared units are counted (the write-up's 'face, independent "
+                                        "of gender'); empty uses evaluate.group when set, else classes A and B.")
+    min_fraction: float = option(0.5, "A unit counts as active for a class when it fires on at least this fraction "
+                                      "of that class's test images.", between(0.01, 1))
+    patches: int = option(4, "Channels per layer whose top patches the post shows (the atlas shows every unit).",
+                          between(1, 32))
+    atlas_gradients: int = option(1, "Guided-backprop images per unit in the atlas, for its best top images "
+                                     "(0 to k; each costs a backward pass per unit).", between(0, 50))
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig = field(default_factory=SiteConfig, metadata={"doc": "The post."})
     build: BuildConfig = field(default_factory=BuildConfig, metadata={"doc": "Where and how to build."})
@@ -215,6 +245,8 @@ class Config:
     models: tuple[ModelConfig, ...] = field(default=(), metadata={"doc": "The networks, as [[models]] tables."})
     preferred: PreferredConfig = field(default_factory=PreferredConfig,
                                        metadata={"doc": "Section 2: preferred inputs."})
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig,
+                                       metadata={"doc": "Section 3: activation responses."})
     clusters: ClustersConfig = field(default_factory=ClustersConfig, metadata={"doc": "Section 4: clusterings."})
     root: Path = field(default=Path("."), metadata={"internal": True})
 
@@ -272,6 +304,9 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
         problems.append("data.path: required when data.source = 'folder'")
     if cfg.clusters.model and cfg.clusters.model not in names:
         problems.append(f"clusters.model: got {cfg.clusters.model!r}; expected one of the model names {names}")
+    if cfg.responses.atlas_gradients > cfg.responses.k:
+        problems.append(f"responses.atlas_gradients: got {cfg.responses.atlas_gradients}; expected at most "
+                        f"responses.k ({cfg.responses.k})")
     if cfg.evaluate.uncertain == "group" and len(cfg.evaluate.group) < 2:
         problems.append("evaluate.group: the 'group' rule needs at least two class names")
 

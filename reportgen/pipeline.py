@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import (
+    activation_figures,
+    activations,
     checkpoint,
     clusters,
     data,
@@ -35,6 +38,8 @@ from . import (
     preferred,
     preferred_figures,
     preferred_site,
+    responses,
+    section3,
     site,
     train,
     video,
@@ -58,6 +63,8 @@ _OPTVIS = tuple(importlib.import_module(f"reportgen.optvis.{name}")
 PREFERRED = Stage("preferred", preferred.preferred_stage, code=(*_OPTVIS, layers, checkpoint, data, models))
 PREFERRED_FIGURES = Stage("preferred-figures", preferred_figures.preferred_figures_stage,
                           code=(preferred, frames, video))
+RESPONSES = Stage("responses", activations.responses_stage, code=(responses, layers, checkpoint, models, data))
+RESPONSE_FIGURES = Stage("response-figures", activation_figures.drawing_stage, code=(frames, video))
 CLUSTERS = Stage("clusters", embedding.clusters_stage, code=(checkpoint, data, layers, models))
 CLUSTER_FIGURES = Stage("clusters-figures", imagemap.clusters_figures_stage, code=(data,))
 
@@ -104,7 +111,11 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     drawings = [run(FIGURES, {"samples_per_class": cfg.site.samples_per_class, "seed": cfg.data.seed,
                               "models": [{"name": r.name, "key": r.key} for r in records]},
                     dataset_art, *(r.description for r in records), label="figures")]
-    sections = [_preferred(cfg, dataset_art, records, device, run)] if cfg.preferred.enabled else []
+    sections = []
+    if cfg.preferred.enabled:
+        sections.append(_preferred(cfg, dataset_art, records, device, run))
+    if cfg.responses.enabled:
+        sections.append(_responses(cfg, dataset, dataset_art, records, device, run))
     if cfg.clusters.enabled:
         # keyed on the mapped model's artifact, not its display name; threads and batch size are speed only
         computed = run(CLUSTERS, {"clusters": dataclasses.replace(cfg.clusters, model=""), "device": device},
@@ -137,6 +148,27 @@ def _preferred(cfg: Config, dataset_art: Artifact, records: list[site.ModelRecor
                                              "fps": cfg.preferred.movie_fps},
                          computed[-1], label=f"preferred figures {r.name}"))
     return preferred_site.section(cfg.preferred, records, computed, drawn)
+
+
+def _responses(cfg: Config, dataset: Dataset, dataset_art: Artifact, records: list[site.ModelRecord], device: str,
+               run: Callable[..., Artifact]) -> site.Section:
+    """Section 3: per model, one streamed pass (data) and its pictures and movies (drawing). Classes and
+    images are chosen here from the evaluate stage's predictions and passed as exact indices, so the
+    keys hold choices rather than the predictions' own (threshold-dependent) keys."""
+    predictions = []
+    for r in records:
+        with np.load(r.evaluation.file("predictions.npz")) as z:
+            predictions.append((z["probs"], z["labels"]))
+    settings = activations.choose(cfg.responses, cfg.evaluate.group, dataset.class_names, predictions)
+    computed, drawn = [], []
+    for r, (probs, labels) in zip(records, predictions, strict=True):
+        chosen = activations.movie_images(labels, probs, settings)
+        art = run(RESPONSES, {"responses": settings, "images": chosen, "device": device}, dataset_art, r.model,
+                  label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
+        computed.append(art)
+        drawn.append(run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
+                         dataset_art, art, label=f"response figures {r.name}"))
+    return section3.section(cfg.responses, records, computed, drawn)
 
 
 def _data_params(cfg: Config) -> dict[str, object]:

@@ -342,13 +342,14 @@ class _GuidedReLU(torch.autograd.Function):
         return (passed if ctx.deconv else passed * (out > 0)), None
 
 
-def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int,
+def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int | Sequence[int],
                     position: tuple[int, int] | Sequence[tuple[int, int]] | None = None,
                     mode: str = "guided") -> np.ndarray:
     """Input-space image of one unit: d unit / d input with every `nn.ReLU`'s backward replaced.
 
     `x`: normalized input (C, H, W) or a batch (B, C, H, W), each row handled on its own. `path`: the
-    module whose output holds the unit; `position`: (row, column) in its map, one per row, or None for
+    module whose output holds the unit; `channel`: the unit, or one per row (many units in one batch);
+    `position`: (row, column) in its map, one per row, or None for
     each row's spatial maximum (ignored for fc units). `mode`: "guided" (Springenberg et al.: positive
     gradients where the forward input was positive) or "deconv" (Zeiler and Fergus: positive gradients
     only). Returns float32 gradients shaped like `x`. Hooks are removed and every module's mode and
@@ -372,8 +373,9 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int,
             m.inplace = False  # an in-place ReLU would leave its own backward (the forward mask) in the graph
         out = forward_to(model, inputs, [path], grad=True)[path]
         rows = torch.arange(len(inputs))
+        channels = torch.as_tensor(channel, dtype=torch.long, device=out.device).reshape(-1).expand(len(inputs))
         if out.dim() == 4:
-            maps = out[:, channel]
+            maps = out[rows, channels]
             if position is None:
                 where = maps.detach().flatten(1).argmax(1)
                 i, j = where // maps.shape[2], where % maps.shape[2]
@@ -382,7 +384,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int,
                 i, j = pos[:, 0], pos[:, 1]
             target = maps[rows, i, j]
         else:
-            target = out.reshape(len(out), -1)[:, channel]
+            target = out.reshape(len(out), -1)[rows, channels]
         (grad,) = torch.autograd.grad(target.sum(), inputs)
     finally:
         for handle in handles:

@@ -33,6 +33,12 @@ steps = 4
 trials = 2
 search_units = 2
 movie_fps = 4
+[responses]
+classes = ["0", "1"]
+third = "2"
+per_class = 5
+low_confidence = 3
+patches = 2
 
 [[models]]
 name = "Model I"

@@ -347,6 +347,37 @@ def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: B
     finally:
         context.close()
     assert not outside, outside
+
+
+# Resolves once every <video> has its metadata (or failed): what a reader's player needs to start.
+_VIDEOS = """async () => Promise.all(Array.from(document.querySelectorAll("video"), v => new Promise(done => {
+  const report = () => done({ src: v.currentSrc, error: v.error ? v.error.code : null, width: v.videoWidth,
+                              height: v.videoHeight, duration: v.duration });
+  if (v.readyState >= 1 || v.error) { report(); return; }
+  v.addEventListener("loadedmetadata", report, { once: true });
+  v.addEventListener("error", report, { once: true });
+  v.querySelector("source")?.addEventListener("error", report, { once: true });
+  v.load();
+})))"""
+
+
+def test_response_movies_load_without_errors(browser: Browser, site: Path) -> None:
+    """Section 3's H.264 movies: Chromium reads their metadata from disk, with no media or console error."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto((site / POST).as_uri())
+        videos = page.evaluate(_VIDEOS)
+    finally:
+        context.close()
+    # a response movie and a low-confidence movie per model, plus section 2's unit-graph movie per model
+    assert len(videos) == 6, videos
+    for video in videos:
+        assert video["error"] is None and video["width"] > 0 and video["height"] > 0 and video["duration"] > 0, video
     assert not errors, errors
 
 

@@ -61,6 +61,8 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
     assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
                             "evaluate Model II", "describe Model II", "figures", "preferred inputs Model I",
                             "preferred figures Model I", "preferred inputs Model II", "preferred figures Model II",
+                            "responses Model I", "response figures Model I", "responses Model II",
+                            "response figures Model II",
                             "clusters", "clusters figures", "site"]
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
@@ -85,8 +87,9 @@ def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
     pipeline.build(load_config(tiny_config))
     tiny_config.write_text(tiny_config.read_text().replace('name = "Model II"', 'name = "The deep one"'))
     result = pipeline.build(load_config(tiny_config))
-    # the preferred-input pictures are filed under the model's key, so they are redrawn, not recomputed
-    assert built(result) == ["figures", "preferred figures The deep one", "site"]
+    # section 2's pictures are filed under the model's key, so they are redrawn, not recomputed;
+    # section 3's drawings name the model; neither runs a forward pass
+    assert built(result) == ["figures", "preferred figures The deep one", "response figures The deep one", "site"]
     assert "The deep one" in post_html(tiny_config.parent / "site")
 
 
@@ -104,8 +107,9 @@ def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config))
     assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
-                             "preferred inputs Model II", "preferred figures Model II", "clusters",
-                             "clusters figures", "site"]
+                             "preferred inputs Model II", "preferred figures Model II",
+                             "responses Model II", "response figures Model II", "clusters", "clusters figures",
+                             "site"]
 
 
 def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> None:
@@ -113,9 +117,10 @@ def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> N
     tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
     result = pipeline.build(load_config(tiny_config), prune=True)
     removed, freed = result.pruned
-    # the old Model II: its checkpoint, evaluation, description, preferred inputs and their pictures, the
-    # figures that drew it, and section 4's numbers and pictures, which read every model
-    assert removed == 8 and freed > 0
+    # the old Model II: its checkpoint, evaluation, description, section 2's preferred inputs and
+    # section 3's responses with their drawings, the figures that drew it, and section 4's numbers and
+    # pictures, which read every model
+    assert removed == 10 and freed > 0
     assert built(pipeline.build(load_config(tiny_config))) == ["site"]
 
 
