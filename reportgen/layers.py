@@ -101,10 +101,15 @@ def describe_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list
             layers.append(LayerSpec(name, kind, type(module).__name__, _detail(module, kind, shape), shape, params))
         return record
 
-    # remember each module's own mode: callers may keep parts frozen in eval mode while training
+    _hooked_eval_forward(model, _zeros(model, input_shape), [(m, recorder(name)) for name, m in leaves])
+    return layers
+
+
+def _hooked_eval_forward(model: nn.Module, x: torch.Tensor, hooks: list[tuple[nn.Module, Any]]) -> None:
+    """One no-grad forward pass in eval mode with `hooks` attached; hooks are removed and every
+    module's own train/eval mode restored afterwards (callers may keep parts frozen while training)."""
     modes = {m: m.training for m in model.modules()}
-    handles = [m.register_forward_hook(recorder(name)) for name, m in leaves]
-    x = _zeros(model, input_shape)
+    handles = [m.register_forward_hook(hook) for m, hook in hooks]
     try:
         model.eval()
         with torch.no_grad():
@@ -114,7 +119,6 @@ def describe_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list
             handle.remove()
         for m, training in modes.items():
             m.training = training
-    return layers
 
 
 
@@ -330,18 +334,8 @@ def receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) -> dic
         return trace
 
     x = _zeros(model, input_shape)
-    modes = {m: m.training for m in model.modules()}
-    handles = [m.register_forward_hook(tracer(name)) for name, m in leaves]
     remember(x, fields["input"])
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, training in modes.items():
-            m.training = training
+    _hooked_eval_forward(model, x, [(m, tracer(name)) for name, m in leaves])
     return fields
 
 
