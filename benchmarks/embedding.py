@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from reportgen import embedding
-from reportgen.layers import find_layer, unit_layers
-from reportgen.models import create_model
+from reportgen.nets.layers import find_layer, unit_layers
+from reportgen.nets.architectures import create_model
 
 
 def synthetic(n: int, dims: int = 128, classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

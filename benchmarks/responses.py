@@ -19,10 +19,10 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from reportgen.frames import response_frames
-from reportgen.models import create_model
-from reportgen.responses import Responses, guided_backprop, normalize, record_responses
-from reportgen.video import accelerating_durations, write_mp4
+from reportgen.sections.responses.frames import response_frames
+from reportgen.nets.architectures import create_model
+from reportgen.sections.responses.recording import Responses, guided_backprop, normalize, record_responses
+from reportgen.drawing.video import accelerating_durations, write_mp4
 
 T = TypeVar("T")
 

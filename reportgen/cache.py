@@ -13,6 +13,7 @@ never leaves a folder that a later build would trust; the next build sweeps such
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import hashlib
@@ -28,11 +29,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from . import __version__
-from .progress import stage_label
+from reportgen import __version__
+from reportgen.progress import stage_label
 
 log = logging.getLogger("reportgen")
 MANIFEST = "manifest.json"
@@ -44,18 +44,67 @@ _KEY = re.compile(r"[0-9a-f]{16}")
 _TMP = re.compile(r"([0-9a-f]{16})\.tmp-(\d+)")
 
 
-def source_digest(*modules: ModuleType) -> str:
-    """Hash of the source files of the modules a stage runs, so changed code invalidates its artifacts
-    (and only those: editing the site code does not retrain a model)."""
+def source_digest(*modules: str) -> str:
+    """Hash of the source files of the named modules, so changed code invalidates the artifacts of the
+    stages that run it (and only those: editing drawing code does not retrain a model)."""
     digest = hashlib.sha256()
-    for module in modules:
-        digest.update(module_source(module))
+    for name in sorted(modules):
+        digest.update(name.encode() + b"\0" + module_source(name) + b"\0")
     return digest.hexdigest()[:16]
 
 
-def module_source(module: ModuleType) -> bytes:
+def module_source(name: str) -> bytes:
     """The bytes of a module's source file."""
-    return Path(inspect.getfile(module)).read_bytes()
+    return module_file(name).read_bytes()
+
+
+def module_file(name: str) -> Path:
+    """The source file of a module of an imported top-level package, found on disk without importing it
+    (so keys can be computed without torch)."""
+    top, *rest = name.split(".")
+    root = Path(inspect.getfile(sys.modules[top]))
+    if root.name != "__init__.py":  # a top-level plain module
+        return root
+    folder = root.parent.joinpath(*rest)
+    return folder / "__init__.py" if (folder / "__init__.py").is_file() else folder.with_suffix(".py")
+
+
+def import_closure(name: str) -> tuple[str, ...]:
+    """`name` and every module of its own top-level package that it imports, transitively, with the
+    packages that contain them (their `__init__` runs on import too). Imports inside functions count:
+    they run as well. Found by reading the source (ast), so nothing is listed by hand and nothing drifts."""
+    top = name.split(".")[0]
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        parts = current.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # its packages
+        todo.extend(direct_imports(current, module_file(current), top))
+    return tuple(sorted(seen))
+
+
+def direct_imports(name: str, path: Path, top: str) -> list[str]:
+    """Modules of package `top` imported by the source at `path` (module `name`), as absolute names;
+    for `from X import y`, y too where it is a submodule of X."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.append(module)
+            if module.split(".")[0] == top:
+                found.extend(sub for alias in node.names if module_file(sub := f"{module}.{alias.name}").is_file())
+    return [m for m in found if m.split(".")[0] == top]
 
 
 def plain(value: Any) -> Any:
@@ -90,14 +139,13 @@ def file_digest(path: Path) -> str:
 @dataclass(frozen=True)
 class Stage:
     """A cached step of the build: `fn(folder, params, *inputs)` writes its files into `folder` and
-    may return extra manifest fields. `code` names the modules it runs besides its own."""
+    may return extra manifest fields. The code it runs is its module's import closure."""
 
     name: str
     fn: Callable[..., dict[str, Any] | None]
-    code: tuple[ModuleType, ...] = ()
 
-    def modules(self) -> tuple[ModuleType, ...]:
-        return (sys.modules[self.fn.__module__], *self.code)
+    def modules(self) -> tuple[str, ...]:
+        return import_closure(self.fn.__module__)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import __version__
-from .config import ConfigError, load_config
-from .errors import DataError, EvaluateError, LayerError, ModelError, SettingError, SiteError
-
-if TYPE_CHECKING:
-    from .pipeline import BuildResult
+from reportgen import __version__
+from reportgen.builds import BuildResult, up_to_date
+from reportgen.config import ConfigError, load_config
+from reportgen.errors import DataError, EvaluateError, LayerError, ModelError, SettingError, SiteError
 
 log = logging.getLogger("reportgen")
 INPUT_ERRORS = (DataError, ModelError, SiteError, EvaluateError, LayerError)
@@ -48,9 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its INFO notes are about its own arguments
     try:
         cfg = load_config(args.config)
-        from .pipeline import build  # imports torch: keep `--help` and config errors instant
+        out = args.out.resolve() if args.out else cfg.resolve(cfg.build.out)
+        # decided from file hashes and the config, without torch: an unchanged build answers at once
+        result = None if args.force or args.prune else up_to_date(cfg, out)
+        if result is None:
+            from reportgen.pipeline import build  # imports torch: keep `--help` and config errors instant
 
-        result = build(cfg, out=args.out.resolve() if args.out else None, force=args.force, prune=args.prune)
+            result = build(cfg, out=out, force=args.force, prune=args.prune, check_unchanged=False)
     except ConfigError as e:
         count = f"{len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}"
         print(f"reportgen: error: {e.path}: {count} in the config:", file=sys.stderr)
@@ -83,8 +84,12 @@ def summary(result: BuildResult) -> str:
     built = sum(not a.cached for a in result.stages)
     lines.append(f"{'total':<28} {'':<7} {result.seconds:8.1f}")
     cached = len(result.stages) - built
-    lines.append(f"\nSite written to {result.out} ({built} stage{'s' if built != 1 else ''} built, "
-                 f"{cached} from cache).")
+    if result.up_to_date:
+        lines.append(f"\nNothing changed since the last build ({cached} stages in the cache, checked in "
+                     f"{result.seconds:.2f} s): the site at {result.out} is up to date and was left as it was.")
+    else:
+        lines.append(f"\nSite written to {result.out} ({built} stage{'s' if built != 1 else ''} built, "
+                     f"{cached} from cache).")
     if result.pruned is not None:
         removed, freed = result.pruned
         lines.append(f"Pruned {removed} unused cache entr{'y' if removed == 1 else 'ies'}, "

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import TINY
 
 from reportgen import pipeline
 from reportgen.config import load_config
+from tests.conftest import TINY
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Request, Response, Route
@@ -424,7 +424,7 @@ def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, s
                                                             width: int) -> None:
     """On a phone and on a desktop: nothing is wider than the screen, and the learning curves' smallest
     text (the legend, a point below the tick labels) renders at 9 CSS px or more."""
-    from reportgen.figures import CURVE_DPI, CURVE_FONT_PT
+    from reportgen.sections.classification.draw import CURVE_DPI, CURVE_FONT_PT
 
     context = browser.new_context(viewport={"width": width, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)

@@ -3,12 +3,11 @@
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
-from reportgen.cache import MANIFEST, Cache, Stage
+from reportgen.cache import MANIFEST, Cache, Stage, import_closure
 
 
 def _write(folder: Path, params: dict, *inputs) -> dict:
@@ -57,20 +56,61 @@ def test_interrupted_stage_leaves_no_trusted_artifact(tmp_path: Path) -> None:
     assert not cache.run(Stage("stage", _write), {"a": 1}).cached
 
 
-def test_changed_stage_code_invalidates_only_its_artifacts(tmp_path: Path) -> None:
-    source = tmp_path / "stage_code.py"
-    source.write_text("VERSION = 1\n")
-    module = types.ModuleType("stage_code")
-    module.__file__ = str(source)
-    other = types.ModuleType("other_code")
-    other.__file__ = str(tmp_path / "other_code.py")
-    (tmp_path / "other_code.py").write_text("")
+@pytest.fixture
+def stage_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A package on disk: `compute` imports `shared` (relatively, inside a function) and `draw` imports
+    `compute` (absolutely); `other` imports nothing of the package."""
+    root = tmp_path / "src" / "stagepkg"
+    (root / "sub").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "sub" / "__init__.py").write_text("")
+    (root / "shared.py").write_text("SCALE = 1\n")
+    (root / "sub" / "compute.py").write_text(
+        "def run(folder, params):\n    from ..shared import SCALE\n    (folder / 'x').write_text(str(SCALE))\n")
+    (root / "sub" / "draw.py").write_text(
+        "from stagepkg.sub import compute\n\ndef run(folder, params):\n    (folder / 'y').write_text('drawn')\n")
+    (root / "other.py").write_text("def run(folder, params):\n    (folder / 'z').write_text('other')\n")
+    monkeypatch.syspath_prepend(str(root.parent))
+    yield root
+    for name in [m for m in sys.modules if m == "stagepkg" or m.startswith("stagepkg.")]:
+        del sys.modules[name]
+
+
+def test_import_closure_follows_relative_absolute_and_function_level_imports(stage_package: Path) -> None:
+    import stagepkg.sub.draw
+
+    assert import_closure(stagepkg.sub.draw.__name__) == (
+        "stagepkg", "stagepkg.shared", "stagepkg.sub", "stagepkg.sub.compute", "stagepkg.sub.draw")
+
+
+def test_editing_an_imported_module_invalidates_exactly_the_stages_that_import_it(
+        stage_package: Path, tmp_path: Path) -> None:
+    import stagepkg.other
+    import stagepkg.sub.compute
+    import stagepkg.sub.draw
+
+    stages = [Stage(name, module.run) for name, module in
+              (("compute", stagepkg.sub.compute), ("draw", stagepkg.sub.draw), ("other", stagepkg.other))]
     cache = Cache(tmp_path / "cache")
-    cache.run(Stage("a", _write, code=(module,)), {})
-    cache.run(Stage("b", _write, code=(other,)), {})
-    source.write_text("VERSION = 2\n")
-    assert not cache.run(Stage("a", _write, code=(module,)), {}).cached
-    assert cache.run(Stage("b", _write, code=(other,)), {}).cached
+    assert not any(cache.run(stage, {}).cached for stage in stages)
+    (stage_package / "shared.py").write_text("SCALE = 2\n")  # imported by compute, and through it by draw
+    assert [cache.run(stage, {}).cached for stage in stages] == [False, False, True]
+    (stage_package / "sub" / "draw.py").write_text((stage_package / "sub" / "draw.py").read_text() + "# a colour\n")
+    assert [cache.run(stage, {}).cached for stage in stages] == [True, False, True]
+
+
+def test_every_stage_of_the_build_is_keyed_on_its_own_closure_only() -> None:
+    """Drawing modules are never part of a compute stage's key, so a colour change never re-runs a network."""
+    from reportgen import pipeline
+
+    stages = [pipeline.DATA, pipeline.TRAIN, pipeline.EVALUATE, pipeline.DESCRIBE,
+              *(stage for section in pipeline.SECTIONS for stage in section.stages)]
+    for stage in stages:
+        closure = stage.modules()
+        assert stage.fn.__module__ in closure and "reportgen.pipeline" not in closure
+        drawing = {m for m in closure if m.endswith((".draw", ".present", ".stages"))}
+        assert drawing <= {stage.fn.__module__}, (stage.name, drawing)
+    assert "reportgen.nets.checkpoint" in pipeline.EVALUATE.modules()
 
 
 def test_killed_builds_temporary_folders_are_swept(tmp_path: Path) -> None:

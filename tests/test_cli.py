@@ -38,8 +38,15 @@ def test_build_prints_a_summary(tiny_config: Path, capsys) -> None:
     assert main(["build", "--config", str(tiny_config), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "train Model I" in err and "evaluate Model II" in err and "Site written to" in err
-    assert main(["build", "--config", str(tiny_config), "--quiet"]) == 0
-    assert "from cache" in capsys.readouterr().err
+    # nothing changed: a second build decides from the cache's record alone, in a process that never imports torch
+    check = ("import sys; from reportgen.cli import main; code = main(['build', '--config', sys.argv[1], '-q']); "
+             "print(code, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", check, str(tiny_config)], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["0", "False"]
+    assert "Nothing changed since the last build" in proc.stderr and "cached" in proc.stderr
+    assert main(["build", "--config", str(tiny_config), "--quiet", "--force"]) == 0
+    forced = capsys.readouterr().err  # --force rebuilds every stage whatever the record says
+    assert "Site written to" in forced and ", 0 from cache)" in forced
 
 
 def test_help_says_what_each_path_is_relative_to(tmp_path: Path) -> None:
@@ -52,9 +59,9 @@ def test_counts_in_messages_agree_with_their_nouns(tmp_path: Path, capsys) -> No
     (tmp_path / "config.toml").write_text('[data]\nimage_sise = 28\n[[models]]\nname = "A"\n')
     assert main(["build", "--config", str(tmp_path / "config.toml")]) == 2
     assert "1 problem in the config:" in capsys.readouterr().err
+    from reportgen.builds import BuildResult
     from reportgen.cache import Artifact
     from reportgen.cli import summary
-    from reportgen.pipeline import BuildResult
 
     site = Artifact("site", "", tmp_path, {"label": "site"}, False, 0.1)
     data = Artifact("data", "k", tmp_path, {"label": "data"}, True, 0.0)

@@ -9,16 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reportgen import cache, figures, pipeline
+from reportgen import cache, pipeline
+from reportgen.builds import BuildResult
 from reportgen.config import load_config
-from reportgen.data import DataError
-from reportgen.errors import SettingError
-from reportgen.evaluate import EvaluateError
-from reportgen.models import ModelError
-from reportgen.site import MARKER, SiteError
+from reportgen.errors import SettingError, SiteError
+from reportgen.nets.architectures import ModelError
+from reportgen.nets.data import DataError
+from reportgen.report.publish import MARKER
+from reportgen.sections.classification.compute import EvaluateError
 
 
-def built(result: pipeline.BuildResult) -> list[str]:
+def edit(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Make the cache see `module`'s source as edited (a comment added), as if the file had changed."""
+    real = cache.module_source
+    monkeypatch.setattr(cache, "module_source", lambda name: real(name) + (b"# an edit" if name == module else b""))
+
+
+def built(result: BuildResult) -> list[str]:
     """Labels of the stages a build ran rather than took from the cache, from its own stage records."""
     return [a.manifest.get("label", a.stage) for a in result.stages if not a.cached]
 
@@ -64,7 +71,9 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
                             "responses Model I", "response figures Model I", "responses Model II",
                             "response figures Model II",
                             "clusters", "clusters figures", "site"]
-    assert built(pipeline.build(load_config(tiny_config))) == ["site"]
+    unchanged = pipeline.build(load_config(tiny_config))
+    # nothing changed: decided from the record in the site marker, nothing runs and nothing is re-rendered
+    assert unchanged.up_to_date and built(unchanged) == [] and len(unchanged.stages) == len(first.stages) - 1
     retitled = pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
     assert built(retitled) == ["site"]
     assert "New title" in post_html(tiny_config.parent / "site")
@@ -96,10 +105,22 @@ def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
 def test_editing_drawing_code_redraws_without_running_a_model(tiny_config: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline.build(load_config(tiny_config))
-    real = cache.module_source
-    monkeypatch.setattr(cache, "module_source",
-                        lambda module: real(module) + (b"# a new colour" if module is figures else b""))
+    edit(monkeypatch, "reportgen.sections.classification.draw")
     assert built(pipeline.build(load_config(tiny_config))) == ["figures", "site"]
+
+
+def test_editing_normalization_reruns_everything_that_imports_it(tiny_config: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """checkpoint.py is imported by training and evaluation without being named anywhere: the key
+    follows the import, so an edit to Normalizer cannot keep serving stale checkpoints and predictions."""
+    pipeline.build(load_config(tiny_config))
+    edit(monkeypatch, "reportgen.nets.checkpoint")
+    rebuilt = built(pipeline.build(load_config(tiny_config)))
+    assert rebuilt[:6] == ["train Model I", "evaluate Model I", "describe Model I",
+                           "train Model II", "evaluate Model II", "describe Model II"]
+    assert "data" not in rebuilt and rebuilt[-1] == "site"
+    # every section reads the models, so all of it runs again
+    assert {"figures", "preferred inputs Model I", "responses Model II", "clusters", "clusters figures"} <= set(rebuilt)
 
 
 def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
@@ -121,7 +142,7 @@ def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> N
     # section 3's responses with their drawings, the figures that drew it, and section 4's numbers and
     # pictures, which read every model
     assert removed == 10 and freed > 0
-    assert built(pipeline.build(load_config(tiny_config))) == ["site"]
+    assert pipeline.build(load_config(tiny_config)).up_to_date
 
 
 def test_checkpoint_entry_is_loaded_not_trained(tiny_config: Path) -> None:
@@ -397,5 +418,5 @@ def test_a_config_inside_its_image_folder_does_not_read_its_own_site_back(tmp_pa
                       'image_size = 16\nchannels = 3\n[[models]]\nname = "A"\nwidth = 0.125\nepochs = 1\n')
     pipeline.build(load_config(config))
     assert "<tr><th>red</th>" in post_html(tmp_path / "site") and "<th>site</th>" not in post_html(tmp_path / "site")
-    assert built(pipeline.build(load_config(config))) == ["site"]
+    assert pipeline.build(load_config(config)).up_to_date
     assert built(pipeline.build(load_config(config), out=tmp_path / "elsewhere")) == ["site"]

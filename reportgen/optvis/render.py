@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from reportgen.layers import forward_to
 from reportgen.optvis import regularizers as reg
+from reportgen.optvis.hooks import eval_mode, forward_to
 from reportgen.optvis.objectives import REDUCTIONS, Objective, Unit, units
 from reportgen.optvis.param import PARAMETERIZATIONS, make_param
 from reportgen.optvis.transforms import draw_shifts, roll_rows
@@ -133,18 +133,15 @@ def starting_noise(generator: torch.Generator, shape: tuple[int, int, int], sett
 @contextmanager
 def frozen(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode with weights not requiring grad; both restored afterwards, even on errors."""
-    modes = {m: m.training for m in model.modules()}
     grads = {p: p.requires_grad for p in model.parameters()}
     try:
-        model.eval()
-        for p in grads:
-            p.requires_grad_(False)
-        yield model
+        with eval_mode(model):
+            for p in grads:
+                p.requires_grad_(False)
+            yield model
     finally:
         for p, flag in grads.items():
             p.requires_grad_(flag)
-        for m, training in modes.items():
-            m.training = training
 
 
 class _RedirectedReLU(torch.autograd.Function):

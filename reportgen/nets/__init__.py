@@ -1,0 +1,1 @@
+"""The model plumbing every section stands on: data, architectures, training, checkpoints, layers."""

@@ -1,0 +1,189 @@
+"""Training (SGD with momentum and step-down learning rate, as in the write-up); writes checkpoints.
+
+Only the build's train stage imports this module: everything downstream reads checkpoints through
+checkpoint.py, so editing the training loop retrains and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reportgen.cache import Artifact, plain, source_date, versions
+from reportgen.config import AugmentConfig, ModelConfig
+from reportgen.nets.architectures import ModelError, create_model
+from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, Normalizer, predict, save_checkpoint
+from reportgen.nets.data import Augmenter, Dataset
+from reportgen.progress import track
+
+log = logging.getLogger("reportgen")
+
+# Training uses this many CPU threads unless build.workers says otherwise. The count is fixed rather
+# than left to torch (which uses one per core) because float reductions split across threads add up
+# in a different order: the same seed gave a different Model I on a 1-core and a 2-core machine.
+DEFAULT_THREADS = 2
+
+
+def train_stage(folder: Path, params: dict[str, Any], dataset: Artifact, *weights: Artifact) -> dict[str, Any]:
+    """The build's train stage: `params` holds the model's training settings (no display name), the
+    augmentation settings, the device and the CPU thread count; `weights` optionally a torchvision
+    state_dict to start from."""
+    start_from = weights[0].file(weights[0].manifest["file"]) if weights else None
+    start = time.perf_counter()
+    with deterministic(params["threads"]):
+        checkpoint = train(params["model"], params["augment"], Dataset.from_artifact(dataset),
+                           torch.device(params["device"]), start_from)
+    save_checkpoint(checkpoint, folder / "checkpoint.pt")
+    # wall time and date stay out of the checkpoint, so the same settings give the same bytes
+    return {"file": "checkpoint.pt", "train_seconds": time.perf_counter() - start, "created": created_date()}
+
+
+def created_date() -> str:
+    """The date these results were produced: today, or SOURCE_DATE_EPOCH's date when set."""
+    return (source_date() or datetime.date.today()).isoformat()
+
+
+@contextmanager
+def deterministic(threads: int) -> Iterator[None]:
+    """Run torch with a fixed CPU thread count and deterministic algorithms; restore both afterwards."""
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    # cuBLAS needs this to be deterministic; it only takes effect if CUDA was not initialized yet
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(threads)
+    # warn_only: an op without a deterministic version warns instead of failing the build
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
+        torch.backends.cudnn.benchmark = before[2]
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What a trained model's exact weights depend on besides its settings and data."""
+    env: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads(),
+                           "deterministic": torch.are_deterministic_algorithms_enabled(),
+                           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 NHWC images, on the [0, 1] scale."""
+    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return x.mean(0).tolist(), np.maximum(x.std(0), 1e-3).tolist()
+
+
+def smooth(values: list[float], span: int) -> list[float]:
+    """Exponential moving average with the given span: the write-up's temporally smoothed curve."""
+    alpha, out, acc = 2.0 / (span + 1), [], None
+    for v in values:
+        acc = v if acc is None else alpha * v + (1 - alpha) * acc
+        out.append(acc)
+    return out
+
+
+def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Normalizer) -> float:
+    """Top-1 accuracy on uint8 images; NaN for an empty set (no validation split)."""
+    if len(labels) == 0:
+        return float("nan")
+    return float((predict(model, images, norm).argmax(1) == labels).mean())
+
+
+def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch.device,
+          weights: Path | None = None) -> dict[str, Any]:
+    """Train one model from scratch; return the checkpoint dict (weights, architecture, metrics).
+
+    With a validation set, the checkpoint keeps the weights of the epoch with the best validation
+    accuracy (the first such epoch on ties), so the model evaluated and shown is the one whose
+    validation accuracy the post reports; without one, the last epoch's.
+    """
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    x_train, y_train = data.part("train")
+    x_val, y_val = data.part("val")
+    size, channels = data.images.shape[1], data.images.shape[3]
+    arch_kwargs = {"in_channels": channels, "image_size": size, "num_classes": len(data.class_names),
+                   "width": cfg.width, "dropout": cfg.dropout}
+    model = create_model(cfg.arch, weights=weights, **arch_kwargs).to(device)
+    mean, std = channel_stats(x_train)
+    norm = Normalizer(mean, std, device)
+    augmenter = Augmenter(augment, data.class_names)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+    # stepped every iteration, so `step` counts iterations like caffe's stepsize
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step, gamma=cfg.gamma)
+    loss_fn = nn.CrossEntropyLoss()
+    x_all = torch.from_numpy(x_train)
+    y_all = torch.from_numpy(y_train.astype(np.int64))
+
+    iter_acc: list[float] = []
+    val_acc: list[float] = []
+    epoch_iters: list[int] = []
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    best_epoch, best_state = cfg.epochs, None
+    for epoch in range(1, cfg.epochs + 1):
+        order, augmented = augmenter.epoch(y_train, rng)
+        batches = range(0, len(order), cfg.batch_size)
+        live: dict[str, str] = {}
+        model.train()
+        for i in track(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", postfix=live):
+            idx = torch.from_numpy(order[i:i + cfg.batch_size])
+            if len(idx) < 2 and batch_norm:
+                continue  # batch norm cannot normalize a single sample
+            x = norm.unit(x_all[idx])
+            x = augmenter.apply(x, torch.from_numpy(augmented[i:i + cfg.batch_size]).to(device), generator)
+            y = y_all[idx].to(device)
+            logits = model(norm(x))
+            loss = loss_fn(logits, y)
+            if not torch.isfinite(loss):  # a diverged model would publish a site of garbage
+                raise ModelError(f"training diverged: the loss became {loss.item()} at epoch {epoch}, "
+                                 f"iteration {len(iter_acc) + 1}, with learning rate lr = {cfg.lr:g}; "
+                                 "lower lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            iter_acc.append(float((logits.argmax(1) == y).float().mean()))
+            live["acc"] = f"{np.mean(iter_acc[-20:]):.3f}"
+        if not iter_acc:
+            raise ModelError(f"no training step ran: {len(order)} training images in batches of {cfg.batch_size}"
+                             + ("; batch norm needs batches of at least 2 images" if batch_norm else ""))
+        epoch_iters.append(len(iter_acc))
+        val_acc.append(accuracy(model, x_val, y_val, norm))
+        if val_acc[-1] == val_acc[-1] and (best_state is None or val_acc[-1] > val_acc[best_epoch - 1]):
+            best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
+        log.info("epoch %d/%d: train acc %.3f, validation acc %.3f", epoch, cfg.epochs,
+                 float(np.mean(iter_acc[-max(1, len(batches)):])), val_acc[-1])
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    per_epoch = max(1, epoch_iters[0])
+    metrics = {
+        "iter_acc": iter_acc,
+        # a quarter-epoch window smooths batch noise without hiding the epoch-scale trend
+        "iter_acc_smooth": smooth(iter_acc, max(5, per_epoch // 4)),
+        "iters_per_epoch": per_epoch,
+        "epoch_end_iter": epoch_iters,
+        "val_acc": val_acc,
+        "epoch": best_epoch,  # whose weights the checkpoint holds
+        "weights": "best validation" if best_state is not None else "last epoch",
+    }
+    return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": arch_kwargs,
+            "class_names": list(data.class_names), "normalization": {"mean": mean, "std": std},
+            "config": plain(cfg), "metrics": metrics, "versions": versions(), "environment": environment(device),
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}

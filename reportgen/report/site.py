@@ -1,0 +1,310 @@
+"""Render the static site: Jinja2 templates + a Markdown narrative -> HTML, published atomically.
+
+The site only reads finished artifacts. It is rendered into a staging folder first and moved into
+the output folder file by file only once everything rendered, so a failed build leaves the previous
+site intact; files the build did not write (a CNAME, say) are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+import shutil
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import markdown
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+from reportgen import stats
+from reportgen.cache import source_date, stable_hash, versions
+from reportgen.config import Config, section
+from reportgen.errors import SiteError
+from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Section, atlas_path
+from reportgen.report.prose import (
+    Text,
+    as_text,
+    compact_count,
+    escape_text,
+    join_and,
+    layer_range,
+    number,
+    plural,
+    times,
+)
+from reportgen.report.publish import check_output_dir, publish
+from reportgen.report.templates import TEMPLATES, user_templates
+
+log = logging.getLogger("reportgen")
+SITE_NAME = "reportgen notebook"  # the masthead and the home page's title; a post has its own title
+
+
+class Numbering:
+    """Numbers figures and tables in order of appearance and resolves references to them.
+
+    References may come before their target, so `ref` leaves a token that `resolve` replaces once
+    the whole post is rendered. Tokens are plain letters and digits so Markdown leaves them alone.
+    """
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, tuple[str, int]] = {}
+        self.counts: dict[str, int] = {}
+        self.stash: list[str] = []
+        self.refs: list[str] = []
+        self.cited: list[str] = []
+
+    def cite(self, key: str) -> Markup:
+        """A bracketed citation number, assigned in order of first citation."""
+        if key not in self.cited:
+            self.cited.append(key)
+        number = self.cited.index(key) + 1
+        return Markup(f'<a class="cite" href="#ref-{escape(key)}">[{number}]</a>')
+
+    def add(self, kind: str, ident: str) -> int:
+        if ident in self.numbers:
+            raise SiteError(f"post template: {kind.lower()} id {ident!r} is used twice")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.numbers[ident] = (kind, self.counts[kind])
+        return self.counts[kind]
+
+    def hold(self, html: str) -> str:
+        """Keep an HTML block out of Markdown's way; return the token standing for it."""
+        self.stash.append(html)
+        return f"\n\nRGBLOCK{len(self.stash) - 1:04d}X\n\n"
+
+    def ref(self, ident: str) -> Markup:
+        self.refs.append(ident)
+        return Markup(f"RGREF{len(self.refs) - 1:04d}X")
+
+    def resolve(self, html: str) -> str:
+        html = re.sub(r"<p>RGBLOCK(\d{4})X</p>", lambda m: self.stash[int(m.group(1))], html)
+
+        def link(m: re.Match[str]) -> str:
+            ident = self.refs[int(m.group(1))]
+            if ident not in self.numbers:
+                raise SiteError(f"post template: reference to unknown figure or table {ident!r}; "
+                                f"known: {', '.join(self.numbers) or 'none'}")
+            kind, number = self.numbers[ident]
+            return f'<a class="xref" href="#{kind.lower()}-{ident}">{kind} {number}</a>'
+
+        return re.sub(r"RGREF(\d{4})X", link, html)
+
+
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: text, unless it is markup a template or reportgen made."""
+    return value if hasattr(value, "__html__") else Markup(escape_text("" if value is None else value))
+
+
+def _inline_markdown(text: str) -> Markup:
+    """Markdown written in a template (a caption, a reference) as inline HTML; a Text stays text."""
+    if isinstance(text, Text):
+        return text.__html__()
+    html_ = markdown.markdown(str(text))
+    return Markup(re.sub(r"^<p>(.*)</p>$", r"\1", html_, flags=re.S))
+
+
+# Links that would run code when followed; no template or value should ever produce one
+_ACTIVE_LINK = re.compile(r"""\b(?:href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(?:javascript|vbscript):""",
+                          re.I)
+
+
+def _check_inert(html_: str, page: str) -> str:
+    """Refuse a page with a javascript: link: escaping should make one impossible, so it is a bug."""
+    if m := _ACTIVE_LINK.search(html_):
+        raise SiteError(f"{page}: the rendered page links to script ({m.group(0)!r}); refusing to publish it")
+    return html_
+
+
+def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[..., Markup]:
+    """A template function placing a numbered figure or table: {% call figure(id, caption) %}...{% endcall %}."""
+    template = env.get_template(f"_{kind.lower()}.html")
+
+    def place(ident: str, caption: str, wide: bool = False, caller: Callable[[], str] | None = None) -> Markup:
+        number = numbering.add(kind, ident)
+        body = caller() if caller else ""
+        html = template.render(ident=ident, number=number, caption=_inline_markdown(caption),
+                               body=Markup(body), wide=wide)
+        return Markup(numbering.hold(html))
+
+    return place
+
+
+def make_env(cfg: Config) -> Environment:
+    """Jinja environment: the user's template folder (if any) overrides the built-in templates."""
+    loaders = [FileSystemLoader(str(TEMPLATES))]
+    if cfg.site.templates:
+        user = user_templates(cfg)
+        if not user.is_dir():
+            raise SiteError(f"site.templates: folder not found: {user}")
+        loaders.insert(0, FileSystemLoader(str(user)))
+    # Sandboxed: a template from a cloned repository cannot reach Python internals. Every printed value
+    # goes through _finalize, so escaping does not depend on each template remembering it.
+    env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
+                               lstrip_blocks=True, autoescape=True, finalize=_finalize)
+    env.globals["site_name"] = SITE_NAME  # every page extends base.html, whatever its own context
+    env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
+    env.filters["percent"] = stats.format_percent
+    env.filters["percent_ci"] = stats.format_proportion_ci
+    env.filters["number"] = number
+    env.filters["plural"] = plural
+    env.filters["times"] = times
+    env.filters["join_and"] = join_and
+    env.filters["layer_range"] = layer_range
+    env.filters["thousands"] = lambda v: f"{v:,}"
+    env.filters["params"] = compact_count
+    env.filters["sci"] = lambda v: f"{v:g}"
+    env.filters["markdown_inline"] = _inline_markdown
+    return env
+
+
+def atlas_pages(sections: Sequence[Section], models: Sequence[ModelRecord]) -> list[Page]:
+    """One page per model and layer holding every unit's entry, each entry gathering the panels that
+    every section contributed for that unit, under a stable anchor (#unit-<index>)."""
+    names = {m.key: m.name for m in models}
+    grouped: dict[tuple[str, str], dict[int, list[AtlasPanel]]] = {}
+    for panel in (p for s in sections for p in s.atlas):
+        grouped.setdefault((panel.model, panel.layer), {}).setdefault(panel.unit, []).append(panel)
+    layers_of: dict[str, list[str]] = {}
+    for model, layer in grouped:
+        layers_of.setdefault(model, []).append(layer)
+    pages = []
+    for (model, layer), units in grouped.items():
+        path = atlas_path(model, layer)
+        nav = [{"name": name, "href": "../../" + atlas_path(model, name), "current": name == layer}
+               for name in layers_of[model]]
+        entries = [{"unit": unit, "anchor": f"unit-{unit}", "panels": units[unit]} for unit in sorted(units)]
+        pages.append(Page(path, "atlas.html", {"atlas": {"model": names.get(model, model), "layer": layer,
+                                                         "nav": nav, "entries": entries}}))
+    return pages
+
+
+MEDIA = (".png", ".svg", ".mp4", ".jpg")
+
+
+def render(cfg: Config, out: Path, models: list[ModelRecord], sections: Sequence[Section]) -> None:
+    """Render every page into a staging folder, then publish it into `out`."""
+    check_output_dir(out)
+    env = make_env(cfg)
+    context: dict[str, Any] = {"site": cfg.site, "date": post_date(cfg, models)}
+    for s in sections:
+        context.update(s.shared)
+        context[s.name] = s.context
+    context["footer"] = footer(cfg, models, context.get("models", []))
+    context = as_text(context)  # every string in it prints as text, whichever stage measured it
+    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    post = f"posts/{cfg.site.slug}"
+    try:
+        (staging / post / "figures").mkdir(parents=True)
+        for art in (a for s in sections for a in s.media):
+            for name in art.manifest["files"]:
+                if name.endswith(MEDIA):
+                    target = staging / post / "figures" / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(art.file(name), target)
+        for static in (TEMPLATES / "static", user_templates(cfg) / "static"):
+            if static.is_dir():  # the user's static files override the built-in ones
+                shutil.copytree(static, staging / "static", dirs_exist_ok=True)
+        with _template_errors():
+            pages = [Page(f"{post}/index.html", "post.html", {"body": _post_body(env, context)}),
+                     Page("index.html", "index.html")]
+            # a section's page knows its way back to the post ("post") as well as to the site root
+            pages += [Page(f"{post}/{p.path}", p.template, {**p.context, "post": "../" * p.path.count("/")})
+                      for p in [*(p for s in sections for p in s.pages), *atlas_pages(sections, models)]]
+            for page in pages:
+                html = _check_inert(env.get_template(page.template).render(root=page.root, **context,
+                                                                           **as_text(page.context)), page.path)
+                (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
+                (staging / page.path).write_text(html, encoding="utf-8")
+        (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
+        publish(staging, out)
+    except OSError as e:  # name the destination: the staging folder is gone by the time anyone looks
+        raise SiteError(f"{out}: cannot write the site ({e.strerror or e}); the previous site is unchanged") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _post_body(env: Environment, context: dict[str, Any]) -> Markup:
+    """The narrative: Jinja renders the Markdown, Markdown the HTML, then figure numbers resolve."""
+    numbering = Numbering()
+    env.globals.update(figure=_numbered("Figure", numbering, env), table=_numbered("Table", numbering, env),
+                       ref=numbering.ref, cite=numbering.cite, references=lambda: list(numbering.cited))
+    narrative = env.get_template("post.md.j2").render(**context)
+    body = markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
+                             extension_configs={"toc": {"permalink": False}})
+    return Markup(numbering.resolve(_code_spans(body)))
+
+
+def _code_spans(body: str) -> str:
+    """Markdown escapes `&` again inside `code spans`; undo that for the entities escaping produced."""
+    return re.sub(r"<code>(.*?)</code>", lambda m: "<code>" + re.sub(
+        r"&amp;(#\d+|lt|gt|amp|quot|#x27);", r"&\1;", m.group(1)) + "</code>", body, flags=re.S)
+
+
+@contextmanager
+def _template_errors() -> Iterator[None]:
+    """A user's edited template fails with its file and line, not a traceback: syntax and undefined
+    names (TemplateError) as much as Python errors its expressions raise (1 / 0, None + 1 ...)."""
+    try:
+        yield
+    except SiteError:
+        raise
+    except Exception as e:  # any error a template expression raises is the template's to report
+        message = e.message if isinstance(e, TemplateError) else f"{e.__class__.__name__}: {e}"
+        raise SiteError(f"{_template_line(e)}: {message}") from None
+
+
+def _template_line(e: Exception) -> str:
+    """'file, line n' of the template an error came from."""
+    if getattr(e, "lineno", None) and getattr(e, "filename", None):  # syntax errors know where they are
+        return f"{e.filename}, line {e.lineno}"
+    # Jinja rewrites tracebacks so that template code shows as frames of the template file
+    frame = next((f for f in reversed(traceback.extract_tb(e.__traceback__))
+                  if f.filename.endswith((".j2", ".html"))), None)
+    return f"{frame.filename}, line {frame.lineno}" if frame else getattr(e, "filename", None) or "template"
+
+
+def footer(cfg: Config, models: list[ModelRecord], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Versions, config hash, seeds and where the models were trained; no build time: the same inputs
+    must give the same bytes (reproducible builds)."""
+    return {"versions": versions(), "config_hash": stable_hash(section(cfg)),
+            "trained": sorted({_environment(r["environment"]) for r in rows if r.get("environment")}),
+            "seeds": {"data": cfg.data.seed, **{m.name: c.seed for m, c in zip(models, cfg.models, strict=True)}}}
+
+
+def post_date(cfg: Config, models: list[ModelRecord]) -> str:
+    """The post's date: `site.date`; else SOURCE_DATE_EPOCH's date; else the day the newest results
+    were produced (a train artifact's recorded date, a loaded checkpoint's file date). Never the
+    clock at render time, so re-rendering unchanged results changes no byte."""
+    if cfg.site.date:
+        return cfg.site.date
+    if (fixed := source_date()) is not None:
+        return fixed.isoformat()
+    dates = []
+    for m in models:
+        if m.loaded:
+            stamp = m.model.file(m.model.manifest["file"]).stat().st_mtime
+            dates.append(datetime.datetime.fromtimestamp(stamp, datetime.UTC).date().isoformat())
+        elif m.model.manifest.get("created"):
+            dates.append(m.model.manifest["created"])
+    return max(dates, default=datetime.date.today().isoformat())
+
+
+def _environment(env: dict[str, Any]) -> str:
+    """"cpu, 2 threads, AVX2 kernels, deterministic algorithms": what a model's exact weights depend on."""
+    parts = [env.get("gpu") or env.get("device", "")]
+    if env.get("device") == "cpu":
+        parts.append(plural(env["threads"], "thread", words=False))
+        if env.get("cpu_capability"):
+            parts.append(f"{env['cpu_capability']} kernels")
+    if env.get("deterministic"):
+        parts.append("deterministic algorithms")
+    return ", ".join(p for p in parts if p)
+

@@ -1,0 +1,1 @@
+"""Section 4: clusterings (t-SNE map, nearest neighbours)."""

@@ -1,0 +1,1 @@
+"""Section 2: preferred inputs of every unit."""

@@ -1,0 +1,239 @@
+"""Section 2's compute stage: a preferred input for every unit of every layer of one model.
+
+Per model: every unit's largest activation over the test images (`optvis.unit_maxima`: dead units
+and the yardstick for what a reconstruction reached), then a random search over regularization
+settings scored per layer on a sample of units, then every unit of every layer optimized with its
+layer's best setting; the output-class units with several noise seeds. Also written here, so that
+drawing never loads a model: the first layer's filters, the weights between consecutive layers
+(the unit graph's edges), one test input (the graph's input layer) and each layer's receptive-field
+crop. Writes npz + json only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reportgen.cache import Artifact
+from reportgen.config import PreferredConfig
+from reportgen.nets.checkpoint import load_model
+from reportgen.nets.data import Dataset
+from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
+from reportgen.optvis import DEFAULT_CHUNK_SIZE, SearchSpace, Settings, Unit, UnitMaxima, render, unit_maxima
+from reportgen.optvis.search import score
+from reportgen.progress import track
+
+log = logging.getLogger("reportgen")
+RECORDS = ("start", "reached", "best", "peak", "flat")
+
+
+@dataclass(frozen=True)
+class LayerSearch:
+    """How each trial scored on one layer's sample (NaN where the layer had no live unit to score)."""
+
+    scores: list[float]
+    ratios: list[float]
+    hf: list[float]
+    best: int              # index of the chosen trial; -1: no live unit, the base settings were used
+
+
+def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,
+                    chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
+    """Search, render and measure every unit of one model; `params` = {"preferred": PreferredConfig,
+    "device": str, "threads": torch CPU threads}. `chunk_size` changes speed only (rows are independent)."""
+    cfg: PreferredConfig = params["preferred"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(params["threads"])
+    try:
+        return _run(folder, cfg, params["device"], dataset, model, chunk_size)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, model: Artifact,
+         chunk_size: int) -> dict[str, Any]:
+    clock = {"start": time.perf_counter()}
+    cpu = time.process_time()  # with one thread, CPU seconds approximate wall seconds on an idle machine
+    trained = load_model(model.file(model.manifest["file"]), torch.device(device))
+    net, shape = trained.network, trained.input_shape
+    mean, std = trained.normalizer.mean.flatten().tolist(), trained.normalizer.std.flatten().tolist()
+    images, labels = Dataset.from_artifact(dataset).part("test")
+    test = trained.normalizer(trained.normalizer.unit(images))
+    layers = unit_layers(net, shape)
+    everything = [Unit(layer.path, i) for layer in layers for i in range(layer.units)]
+    maxima = unit_maxima(net, test, everything, reduce=cfg.objective)
+    offsets = np.cumsum([0] + [layer.units for layer in layers])
+    per_layer = [UnitMaxima(maxima.best[a:b], maxima.peak[a:b]) for a, b in zip(offsets[:-1], offsets[1:],
+                                                                                 strict=True)]
+    clock["maxima"] = time.perf_counter()
+
+    base = Settings(steps=cfg.steps, reduce=cfg.objective,
+                    param="fourier" if cfg.parameterization == "search" else cfg.parameterization)
+    space = SearchSpace(params=("pixel", "fourier") if cfg.parameterization == "search" else (cfg.parameterization,))
+    trials, searches = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size)
+    clock["search"] = time.perf_counter()
+
+    chosen = [trials[s.best] if s.best >= 0 else base for s in searches]
+    arrays: dict[str, np.ndarray] = {}
+    for i, (layer, settings) in enumerate(track(list(zip(layers, chosen, strict=True)), desc="preferred inputs",
+                                                unit="layer")):
+        seeds = cfg.class_seeds if i == len(layers) - 1 else 1
+        units_ = [Unit(layer.path, u) for u in range(layer.units) for _ in range(seeds)]
+        repeat = per_layer[i].best.repeat_interleave(seeds), per_layer[i].peak.repeat_interleave(seeds)
+        rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
+                           seed=[cfg.seed + s for _ in range(layer.units) for s in range(seeds)],
+                           chunk_size=chunk_size, maxima=UnitMaxima(*repeat))
+        arrays[f"images_{i}"] = rendering.display.reshape(layer.units, seeds, *rendering.display.shape[1:])
+        records = rendering.records
+        arrays[f"start_{i}"] = np.array([r.start for r in records], np.float32).reshape(layer.units, seeds)
+        arrays[f"reached_{i}"] = np.array([r.reached for r in records], np.float32).reshape(layer.units, seeds)
+        arrays[f"flat_{i}"] = np.array([r.flat for r in records], bool).reshape(layer.units, seeds)
+        arrays[f"best_{i}"] = per_layer[i].best.float().numpy()
+        arrays[f"peak_{i}"] = per_layer[i].peak.float().numpy()
+    clock["render"] = time.perf_counter()
+    np.savez_compressed(folder / "preferred.npz", **arrays)
+
+    fields = receptive_fields(net, shape)
+    weights = {f"edges_{i}": w for i, w in enumerate(incoming_weights(net, layers, shape[0])) if w is not None}
+    first = _weight_module(net, layers[0])
+    if isinstance(first, nn.Conv2d):
+        weights["filters"] = first.weight.detach().float().cpu().numpy()
+    # the graph's input layer: one test image, the first of the first class that has one
+    weights["input"] = images[int(np.argmin(labels))] if len(images) else np.zeros((*shape[1:], shape[0]), np.uint8)
+    np.savez_compressed(folder / "weights.npz", **weights)
+
+    summary = {
+        "class_names": list(trained.class_names),
+        "input_shape": list(shape),
+        "objective": cfg.objective,
+        "steps": cfg.steps,
+        "trials": [t.as_dict() for t in trials],
+        "search_units": cfg.search_units,
+        "class_seeds": cfg.class_seeds,
+        "test_images": len(images),
+        "layers": [{"name": layer.name, "path": layer.path, "kind": layer.kind, "shape": list(layer.shape),
+                    "units": layer.units, "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
+                    "box": _crop(layer, fields, shape, cfg.objective),
+                    "settings": chosen[i].as_dict(), "search": vars(searches[i])}
+                   for i, layer in enumerate(layers)],
+        "seconds": {"load_and_maxima": clock["maxima"] - clock["start"], "search": clock["search"] - clock["maxima"],
+                    "render": clock["render"] - clock["search"]},
+        "cpu_seconds": time.process_time() - cpu,
+        "threads": torch.get_num_threads(),
+        "chunk_size": chunk_size,
+    }
+    (folder / "preferred.json").write_text(json.dumps(summary, indent=1))
+    log.info("preferred inputs: %d units in %.1f s (search %.1f s)", len(everything),
+             time.perf_counter() - clock["start"], summary["seconds"]["search"])
+    return {"units": len(everything)}
+
+
+def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,
+            space: SearchSpace, shape: tuple[int, int, int], mean: list[float], std: list[float],
+            chunk_size: int) -> tuple[list[Settings], list[LayerSearch]]:
+    """Random search (Bergstra and Bengio 2012): each trial renders one sample of units from every layer
+    at once, and each layer is scored on its own units (`optvis.search.score`) and keeps its best trial,
+    so trials cost one batched render for all layers instead of one per layer."""
+    rng = random.Random(cfg.seed)
+    samples = []
+    for m in maxima:
+        live = [int(i) for i in torch.nonzero(m.best > 0).flatten()]
+        # live units first: a dead unit has no test-image activation to compare a reconstruction with
+        samples.append(sorted(rng.sample(live, min(cfg.search_units, len(live)))))
+    units_ = [Unit(layer.path, i) for layer, sample in zip(layers, samples, strict=True) for i in sample]
+    best = torch.cat([m.best[s] for m, s in zip(maxima, samples, strict=True)])
+    peak = torch.cat([m.peak[s] for m, s in zip(maxima, samples, strict=True)])
+    draws = random.Random(cfg.seed + 1)
+    trials = [space.draw(draws, base) for _ in range(cfg.trials)]
+    table = [[] for _ in layers]
+    for settings in track(trials, desc="regularizer search", unit="trial"):
+        if not units_:
+            break
+        rendering = render(net, units_, shape, mean=mean, std=std, settings=settings, seed=cfg.seed,
+                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak))
+        reached = torch.tensor([r.reached for r in rendering.records])
+        shown = torch.from_numpy(rendering.display).permute(0, 3, 1, 2).float() / 255
+        start = 0
+        for i, sample in enumerate(samples):
+            part = slice(start, start + len(sample))
+            start += len(sample)
+            table[i].append(score(reached[part], best[part], shown[part]) if sample else (np.nan,) * 3)
+    searches = []
+    for row in table:
+        scores = [float(s[0]) for s in row]
+        valid = [k for k, s in enumerate(scores) if s == s]
+        searches.append(LayerSearch(scores, [float(s[1]) for s in row], [float(s[2]) for s in row],
+                                    max(valid, key=lambda k: scores[k]) if valid else -1))
+    return trials, searches
+
+
+def _crop(layer: UnitLayer, fields: dict[str, Any], shape: tuple[int, int, int], objective: str) -> list[int] | None:
+    """(top, left, bottom, right) of the input pixels the centre neuron of a conv channel sees; None
+    where the whole image matters (FC units, the spatial-mean objective)."""
+    if layer.kind != "conv" or objective != "center" or len(layer.shape) != 3 or layer.path not in fields:
+        return None
+    box = receptive_box(fields[layer.path], (layer.shape[1] // 2, layer.shape[2] // 2), tuple(shape[1:]))
+    return list(box) if (box[2] - box[0], box[3] - box[1]) != tuple(shape[1:]) else None
+
+
+def _weight_module(net: nn.Module, layer: UnitLayer) -> nn.Module | None:
+    """The conv or linear module computing a unit layer: the layer itself (a module path of another
+    network) or the `conv`/`linear` part of one of our blocks."""
+    module = net.get_submodule(layer.path)
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        return module
+    block = net.get_submodule(layer.path.rpartition(".")[0]) if "." in layer.path else None
+    return next((m for m in (block.children() if block is not None else ())
+                 if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+
+
+def incoming_weights(net: nn.Module, layers: list[UnitLayer], in_channels: int) -> list[np.ndarray | None]:
+    """Per layer, (units, units of the layer before) effective weights: a conv kernel summed over its
+    window, an FC weight summed over the spatial positions of a flattened map, scaled by the block's
+    batch norm (its gain, which may flip a sign). The first layer's come from the input channels. None
+    where the layer's input is not the previous unit layer (branches, residual sums)."""
+    out: list[np.ndarray | None] = []
+    for i, layer in enumerate(layers):
+        before = in_channels if i == 0 else layers[i - 1].units
+        module = _weight_module(net, layer)
+        weight = module.weight.detach().float().cpu() if module is not None else None
+        if weight is None:
+            out.append(None)
+            continue
+        if weight.dim() == 4:
+            matrix = weight.sum(dim=(2, 3)) if weight.shape[1] == before else None
+        elif weight.shape[1] % before == 0:
+            matrix = weight.reshape(weight.shape[0], before, -1).sum(dim=2)
+        else:
+            matrix = None
+        block = net.get_submodule(layer.path.rpartition(".")[0]) if "." in layer.path else None
+        bn = next((m for m in (block.children() if block is not None else ())
+                   if isinstance(m, nn.modules.batchnorm._BatchNorm)), None)
+        if matrix is not None and bn is not None and bn.running_var is not None:
+            gain = (bn.weight.detach().float().cpu() if bn.affine else torch.ones(matrix.shape[0])) / \
+                torch.sqrt(bn.running_var.float().cpu() + bn.eps)
+            matrix = matrix * gain[:, None]
+        out.append(matrix.numpy() if matrix is not None and matrix.shape[0] == layer.units else None)
+    return out
+
+
+def read(artifact: Artifact) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(summary json, per-unit arrays, weights) of a preferred-stage artifact."""
+    summary = json.loads(artifact.file("preferred.json").read_text())
+    with np.load(artifact.file("preferred.npz")) as arrays, np.load(artifact.file("weights.npz")) as weights:
+        return summary, dict(arrays), dict(weights)
+
+
+def keyed(cfg: PreferredConfig) -> PreferredConfig:
+    """The settings as the compute stage is keyed on them: the thread count is keyed on its own (resolved
+    against build.workers), and the edges and frame rate only change drawings."""
+    return replace(cfg, threads=0, edges=0, movie_fps=0)

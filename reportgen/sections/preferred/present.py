@@ -1,0 +1,179 @@
+"""Section 2 on the site: the numbers the post quotes, the unit-graph pages and every unit's atlas panel,
+read from the preferred-inputs artifacts (compute and drawing) of each model."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+import numpy as np
+
+from reportgen.cache import Artifact
+from reportgen.config import PreferredConfig
+from reportgen.drawing.colors import hot_colormap
+from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Picture, Section, atlas_path
+from reportgen.sections.preferred.compute import read
+from reportgen.sections.preferred.draw import EDGE_LOW
+
+SHOWN = 84          # an atlas picture's longest side, CSS pixels
+EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
+
+
+def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Artifact],
+            drawn: list[Artifact]) -> Section:
+    """The Section record of the post's section 2."""
+    contexts, pages, panels = [], [], []
+    for model, comp, draw in zip(models, computed, drawn, strict=True):
+        summary, arrays, weights = read(comp)
+        graph = json.loads(draw.file(f"preferred/{model.key}/graph.json").read_text())
+        folder = f"figures/preferred/{model.key}/"
+        contexts.append(_model_context(model, summary, arrays, graph, folder))
+        contexts[-1]["filter_size"] = list(weights["filters"].shape[2:]) if "filters" in weights else None
+        pages.append(Page(f"graph/{model.key}.html", "unitgraph.html",
+                          {"graph": _graph_page(model, summary, graph, folder)}))
+        panels += _panels(model, summary, arrays, graph, folder)
+    first = json.loads(computed[0].file("preferred.json").read_text()) if computed else {}
+    context = {"models": contexts, "steps": cfg.steps, "trials": cfg.trials, "search_units": cfg.search_units,
+               "class_seeds": cfg.class_seeds, "objective": cfg.objective, "parameterization": cfg.parameterization,
+               "edges": cfg.edges, "test_images": first.get("test_images", 0),
+               "class_names": first.get("class_names", [])}
+    return Section("preferred", context, pages, list(drawn), panels)
+
+
+def _ratios(arrays: dict[str, np.ndarray], i: int) -> np.ndarray:
+    """reached / best test-image activation of the live units of layer i (first seed)."""
+    best = arrays[f"best_{i}"]
+    live = best > 0
+    return arrays[f"reached_{i}"][live, 0] / best[live]
+
+
+def _settings_row(settings: dict[str, Any]) -> dict[str, str]:
+    """A chosen setting as the search table prints it."""
+    return {
+        "param": settings["param"],
+        "lr": f"{settings['lr']:.3g}",
+        "decay": f"{settings['decay']:.2g}" if settings["decay"] else "off",
+        "blur": f"every {settings['blur_every']}, σ {settings['blur_sigma']:.2f}" if settings["blur_every"] else "off",
+        "norm_clip": f"{settings['norm_clip_pct']:.0f}%" if settings["norm_clip_pct"] else "off",
+        "contrib_clip": f"{settings['contrib_clip_pct']:.0f}%" if settings["contrib_clip_pct"] else "off",
+        "jitter": str(settings["jitter"]),
+    }
+
+
+def _model_context(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.ndarray],
+                   graph: dict[str, Any], folder: str) -> dict[str, Any]:
+    layers = []
+    all_ratios = []
+    for i, layer in enumerate(summary["layers"]):
+        dead = int((arrays[f"peak_{i}"] <= 0).sum())
+        flat = int(arrays[f"flat_{i}"][:, 0].sum())
+        ratios = _ratios(arrays, i)
+        all_ratios += ratios.tolist()
+        scores = [s for s in layer["search"]["scores"] if s == s]
+        best = layer["search"]["best"]
+        layers.append({
+            "name": layer["name"], "units": layer["units"], "dead": dead, "flat": flat,
+            "flagged": int(((arrays[f"peak_{i}"] <= 0) | arrays[f"flat_{i}"][:, 0]).sum()),
+            "live": int(len(ratios)),
+            "ratio_median": float(np.median(ratios)) if len(ratios) else None,
+            "beyond_best": int((ratios >= 1).sum()),
+            "settings": _settings_row(layer["settings"]),
+            "searched": best >= 0,
+            "score": layer["search"]["scores"][best] if best >= 0 else None,
+            "scores": {"min": min(scores), "median": statistics.median(scores), "max": max(scores),
+                       "n": len(scores)} if scores else None,
+            "crop": layer["box"] and [layer["box"][2] - layer["box"][0], layer["box"][3] - layer["box"][1]],
+            "atlas": atlas_path(model.key, layer["name"]),
+        })
+    units = sum(layer["units"] for layer in layers)
+    return {
+        "name": model.name, "key": model.key, "layers": layers, "units": units,
+        "dead": sum(layer["dead"] for layer in layers), "flat": sum(layer["flat"] for layer in layers),
+        "ratio_median": float(np.median(all_ratios)) if all_ratios else None,
+        "beyond_best": sum(layer["beyond_best"] for layer in layers),
+        "live": len(all_ratios),
+        "class_figure": folder + "class-units.png",
+        "filters": folder + "filters.png" if graph["filters"] else None,
+        "filter_count": summary["layers"][0]["units"], "input_channels": summary["input_shape"][0],
+        "movie": folder + "graph.mp4", "poster": folder + "graph.png", "movie_info": graph["movie"],
+        "graph_page": f"graph/{model.key}.html", "edges": len(graph["edges"]),
+        "threads": summary["threads"],
+    }
+
+
+def _tile(sheet: dict[str, Any], k: int) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """Tile k of a sprite sheet: (x, y, w, h) and the sheet's (W, H)."""
+    w, h = sheet["tile"]
+    row, col = divmod(k, sheet["columns"])
+    return (col * w, row * h, w, h), (sheet["size"][0], sheet["size"][1])
+
+
+def _panels(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.ndarray], graph: dict[str, Any],
+            folder: str) -> list[AtlasPanel]:
+    """One panel per unit: its reconstruction(s) as tiles of the layer's sheet, the activation reached
+    against its start and its best test image, and a flag where the picture is not a result."""
+    panels = []
+    for i, layer in enumerate(summary["layers"]):
+        sheet = graph["sheets"][i]
+        w, h = sheet["tile"]
+        scale = max(1, round(SHOWN / max(w, h)))
+        seeds = layer["seeds"]
+        for u in range(layer["units"]):
+            pictures = []
+            for s in range(seeds):
+                tile, size = _tile(sheet, u * seeds + s)
+                which = f", noise seed {s + 1} of {seeds}" if seeds > 1 else ""
+                pictures.append(Picture(folder + sheet["file"], f"Preferred input of {layer['name']} unit {u}{which}",
+                                        w * scale, h * scale, tile=tile, sheet=size))
+            reached = arrays[f"reached_{i}"][u]
+            start = arrays[f"start_{i}"][u]
+            best = float(arrays[f"best_{i}"][u])
+            facts = [f"Activation reached: {', '.join(f'{r:.3g}' for r in reached)} "
+                     f"(from {', '.join(f'{s:.3g}' for s in start)} on the starting noise)",
+                     f"Best test image: {best:.3g}"
+                     + (f" (reached / best = {reached[0] / best:.2f})" if best > 0 else "")]
+            if layer["box"]:
+                top, left, bottom, right = layer["box"]
+                facts.append(f"Shown: the {bottom - top}×{right - left}-pixel receptive field of the channel's "
+                             "centre neuron")
+            flags = []
+            if arrays[f"peak_{i}"][u] <= 0:
+                flags.append("dead: never active on a test image")
+            if arrays[f"flat_{i}"][u, 0]:
+                flags.append("flat: not raised above its start, so the picture is not a result")
+            panels.append(AtlasPanel(model.key, layer["name"], u,
+                                     "Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} noise seeds)",
+                                     tuple(pictures), tuple(facts), "; ".join(flags)))
+    return panels
+
+
+def _graph_page(model: ModelRecord, summary: dict[str, Any], graph: dict[str, Any], folder: str) -> dict[str, Any]:
+    """What templates/unitgraph.html draws: nodes as tiles of the sheets, linked to their atlas entries,
+    and edges as one SVG path per colour."""
+    thumb = graph["thumb"]
+    names = [band["name"] for band in graph["layers"]]
+    nodes = []
+    for layer, unit, x, y, flagged in graph["nodes"]:
+        sheet = graph["input_sheet"] if layer == 0 else graph["sheets"][layer - 1]
+        seeds = 1 if layer == 0 else summary["layers"][layer - 1]["seeds"]
+        tile, size = _tile(sheet, unit * seeds)
+        nodes.append({"x": x, "y": y, "view": tile, "sheet": folder + sheet["file"], "size": size,
+                      "flagged": bool(flagged), "label": f"{names[layer]} unit {unit}" if layer else
+                      f"input channel {unit}",
+                      "href": f"{atlas_path(model.key, names[layer])}#unit-{unit}" if layer else None})
+    lut = hot_colormap()
+    paths: dict[int, list[str]] = {}
+    for x1, y1, x2, y2, w in graph["edges"]:
+        bucket = min(EDGE_BUCKETS - 1, int(w * EDGE_BUCKETS))
+        paths.setdefault(bucket, []).append(f"M{x1:g} {y1:g}L{x2:g} {y2:g}")
+    edges = []
+    for bucket in sorted(paths):
+        level = EDGE_LOW + (1 - EDGE_LOW) * (bucket + 0.5) / EDGE_BUCKETS
+        r, g, b = lut[int(round(level * 255))]
+        edges.append({"color": f"#{r:02x}{g:02x}{b:02x}", "d": "".join(paths[bucket])})
+    return {"model": model.name, "key": model.key, "width": graph["size"][0], "height": graph["size"][1],
+            "thumb": thumb, "nodes": nodes, "edges": edges,
+            "layers": [{"name": band["name"], "y": (band["top"] + band["bottom"]) / 2, "units": band["units"],
+                        "atlas": atlas_path(model.key, band["name"]) if k else None}
+                       for k, band in enumerate(graph["layers"])]}

@@ -1,0 +1,29 @@
+"""Section 2 as the pipeline runs it: per model, every unit's preferred input (compute), then its
+pictures (draw); then the presentation."""
+
+from __future__ import annotations
+
+from reportgen.cache import Stage
+from reportgen.report.pages import Section
+from reportgen.sections.base import BuildContext, SectionSpec
+from reportgen.sections.preferred import compute, draw, present
+
+PREFERRED = Stage("preferred", compute.preferred_stage)
+PREFERRED_FIGURES = Stage("preferred-figures", draw.preferred_figures_stage)
+
+
+def build(ctx: BuildContext) -> Section:
+    cfg = ctx.cfg
+    computed, drawn = [], []
+    for r in ctx.records:
+        # the thread count is keyed, as for training: float sums split across threads may round differently
+        computed.append(ctx.run(PREFERRED, {"preferred": compute.keyed(cfg.preferred), "device": ctx.device,
+                                            "threads": cfg.preferred.threads or cfg.build.workers or 1},
+                                ctx.dataset_art, r.model, label=f"preferred inputs {r.name}"))
+        drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
+                                                 "fps": cfg.preferred.movie_fps},
+                             computed[-1], label=f"preferred figures {r.name}"))
+    return present.section(cfg.preferred, ctx.records, computed, drawn)
+
+
+SECTION = SectionSpec("preferred", (PREFERRED, PREFERRED_FIGURES), lambda cfg: cfg.preferred.enabled, build)

@@ -1,0 +1,240 @@
+"""Section 3's compute stage: one model's activation responses to the test images, as data.
+
+`choose` turns the [responses] config and the evaluate stage's predictions into explicit settings
+(class indices, the shared images of the activated-units figure), so the stage key holds exact
+choices, never display names. `responses_stage` then runs ONE streamed pass (responses.py) and
+writes:
+
+- `responses.npz`: the recording (top-k per unit, summaries, class correlations), without kept maps;
+- `frames.npz`: the per-unit responses of the movie frames and of the activated-units images, the
+  activation maps of the feature-map layer for one input, and guided-backprop images of top patches;
+- `summary.json`: the chosen images, class preferences, per-class accuracy and measured claims.
+
+Nothing here draws; activation_figures.py turns these files into pictures and movies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reportgen.cache import Artifact
+from reportgen.config import ResponsesConfig
+from reportgen.errors import DataError
+from reportgen.nets.checkpoint import load_model
+from reportgen.nets.data import Dataset
+from reportgen.nets.layers import LayerError, receptive_box, receptive_fields
+from reportgen.sections.responses.recording import (
+    class_accuracy,
+    class_preferences,
+    gradient_image,
+    guided_backprop,
+    measured_claims,
+    normalize,
+    record_responses,
+    unit_groups,
+)
+
+log = logging.getLogger("reportgen")
+
+
+def confusions(predictions: Sequence[tuple[np.ndarray, np.ndarray]], classes: int) -> np.ndarray:
+    """(K, K) test images of true class i predicted as j, summed over models."""
+    total = np.zeros((classes, classes), np.int64)
+    for probs, labels in predictions:
+        np.add.at(total, (labels, probs.argmax(1)), 1)
+    return total
+
+
+def choose(cfg: ResponsesConfig, group: Sequence[str], class_names: Sequence[str],
+           predictions: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Explicit settings of the stage: classes A, B and the third class (chosen from the models'
+    confusions when the config leaves them empty) and the group of the shared-unit count."""
+    names = list(class_names)
+    unknown = [c for c in (*cfg.classes, *([cfg.third] if cfg.third else []), *cfg.group) if c not in names]
+    if unknown:
+        raise DataError(f"responses: classes {unknown} are not among the data's classes {names}")
+    if len(names) < 2:
+        raise DataError("responses: section 3 needs at least two classes")
+    mixed = confusions(predictions, len(names))
+    mixed = mixed + mixed.T
+    if cfg.classes:
+        a, b = names.index(cfg.classes[0]), names.index(cfg.classes[1])
+    else:  # the most confused pair; ties go to the lower class indices
+        pairs = [(int(mixed[i, j]), -i, -j) for i in range(len(names)) for j in range(i + 1, len(names))]
+        _, a, b = max(pairs)
+        a, b = -a, -b
+    rest = [c for c in range(len(names)) if c not in (a, b)]
+    if cfg.third:
+        third = names.index(cfg.third)
+    elif rest:  # the class least confused with A and B: the write-up's non-faces beside two face classes
+        third = min(rest, key=lambda c: (int(mixed[c, a] + mixed[c, b]), c))
+    else:
+        third = -1
+    members = [c for c in (cfg.group or group) if c in names] or [names[a], names[b]]
+    return {"a": a, "b": b, "third": third, "per_class": cfg.per_class, "low_confidence": cfg.low_confidence,
+            "k": cfg.k, "feature_layer": cfg.feature_layer, "group": members, "min_fraction": cfg.min_fraction,
+            "patches": cfg.patches, "atlas_gradients": cfg.atlas_gradients}
+
+
+def _ranked(labels: np.ndarray, probs: np.ndarray, c: int) -> np.ndarray:
+    """Test images of class c, most probable (for c) first; ties by index."""
+    members = np.flatnonzero(labels == c)
+    return members[np.lexsort((members, -probs[members, c]))]
+
+
+def _spread(ranked: np.ndarray, n: int) -> np.ndarray:
+    """n images evenly spaced over a ranking (all of them when there are fewer), in ranking order."""
+    if len(ranked) <= n:
+        return ranked
+    return ranked[np.unique(np.round(np.linspace(0, len(ranked) - 1, n)).astype(np.int64))]
+
+
+def movie_images(labels: np.ndarray, probs: np.ndarray, settings: dict[str, Any]) -> dict[str, list[int]]:
+    """Test image indices of the two movies, in frame order.
+
+    - "movie": `per_class` images of A spread evenly over their ranking by P(A), most probable first,
+      then the same for B, so the movie runs from confident to doubtful twice;
+    - "low": the `low_confidence` images of A with the lowest P(A), then of B, each most probable first,
+      then as many images of the third class spread over its ranking;
+    - "shown": the most probable image of A and of B (activated units, feature maps).
+    """
+    a, b, third = settings["a"], settings["b"], settings["third"]
+    movie = [*_spread(_ranked(labels, probs, a), settings["per_class"]),
+             *_spread(_ranked(labels, probs, b), settings["per_class"])]
+    low = []
+    for c in (a, b):
+        low += list(_ranked(labels, probs, c)[-settings["low_confidence"]:])
+    if third >= 0:
+        low += list(_spread(_ranked(labels, probs, third), settings["low_confidence"]))
+    shown = [int(_ranked(labels, probs, c)[0]) for c in (a, b)]
+    return {"movie": [int(i) for i in movie], "low": [int(i) for i in low], "shown": shown}
+
+
+def sampled_units(top_value: np.ndarray, n: int) -> list[int]:
+    """The post's sample of a layer's units: the n with the strongest best response (ties: lower index)."""
+    best = np.nan_to_num(top_value[:, 0], nan=-np.inf)
+    return [int(u) for u in np.lexsort((np.arange(len(best)), -best))[:n]]
+
+
+def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, model_art: Artifact, *,
+                    batch_size: int = 200) -> dict[str, Any]:
+    """One model's section-3 data (see the module docstring). `params`: `choose`'s settings, the test
+    images of `movie_images` (chosen from the evaluate stage's predictions, so a new uncertainty
+    threshold, which re-evaluates, changes no key here) and the device."""
+    settings, chosen = params["responses"], params["images"]
+    device = torch.device(params["device"])
+    images, labels = Dataset.from_artifact(dataset_art).part("test")
+    trained = load_model(model_art.file(model_art.manifest["file"]), device)
+    mean = trained.normalizer.mean.flatten().tolist()
+    std = trained.normalizer.std.flatten().tolist()
+    keep = [*chosen["movie"], *chosen["low"], *chosen["shown"]]
+    timings = {}
+    start = time.perf_counter()
+    rec = record_responses(trained.network, images, labels, mean, std, class_names=trained.class_names,
+                           k=settings["k"], keep=keep, batch_size=batch_size)
+    timings["pass"] = time.perf_counter() - start
+    arrays: dict[str, np.ndarray] = {"keep": np.asarray(keep, np.int64)}
+    for i, layer in enumerate(rec.layers):
+        arrays[f"units{i}"] = layer.kept_units.astype(np.float32)
+        arrays[f"top{i}"] = layer.top_image
+        arrays[f"peak{i}"] = layer.top_value
+    try:
+        feature = rec.layer(settings["feature_layer"])
+    except LayerError as e:
+        raise LayerError(f"responses.feature_layer: {e}") from None
+    if feature.kind != "conv":
+        raise LayerError(f"responses.feature_layer: {feature.name!r} is not a convolutional layer")
+    arrays["feature_maps"] = feature.kept[len(keep) - 2]  # the activated-units image of class A
+    for layer in rec.layers:
+        layer.kept = layer.kept[:0]  # the maps were needed for the feature grid only: keep the cache small
+
+    start = time.perf_counter()
+    fields = receptive_fields(trained.network, trained.input_shape)
+    side = images.shape[1]
+    layers_info, gradients = [], {}
+    for i, layer in enumerate(rec.layers):
+        rf = fields.get(layer.path)
+        size = [min(int(s), side) for s in rf.size] if rf is not None and layer.kind == "conv" else [side, side]
+        sample = sampled_units(layer.top_value, settings["patches"])
+        # rows to explain: every top image of the sampled units, and each unit's best `atlas_gradients` images
+        wanted = {(u, j) for u in sample for j in range(rec.k)}
+        wanted |= {(u, j) for u in range(layer.units) for j in range(settings["atlas_gradients"])}
+        rows = sorted((u, j) for u, j in wanted if layer.top_image[u, j] >= 0)
+        grads = np.zeros((len(rows), side, side, images.shape[3]), np.uint8)
+        for s in range(0, len(rows), 256):
+            chunk = rows[s:s + 256]
+            units = [u for u, _ in chunk]
+            x = normalize(images[[layer.top_image[u, j] for u, j in chunk]], mean, std, device)
+            positions = [tuple(int(v) for v in layer.top_pos[u, j]) for u, j in chunk]
+            g = guided_backprop(trained.network, x, layer.path, units, positions)
+            grads[s:s + len(chunk)] = [gradient_image(one) for one in g]
+        gradients[f"grad_rows{i}"] = np.asarray(rows, np.int64).reshape(-1, 2)
+        gradients[f"grads{i}"] = grads
+        layers_info.append({"name": layer.name, "kind": layer.kind, "units": layer.units,
+                            "shape": list(layer.shape), "rf": size,
+                            "rf_box": _boxes(rf, layer, side) if rf is not None and layer.kind == "conv" else None,
+                            "sample": sample})
+    timings["gradients"] = time.perf_counter() - start
+    arrays.update(gradients)
+    np.savez(folder / "frames.npz", **arrays)
+    rec.save(folder / "responses.npz")
+
+    accuracy = class_accuracy(rec)
+    summary = {
+        "classes": list(trained.class_names), "a": settings["a"], "b": settings["b"], "third": settings["third"],
+        "group": settings["group"], "min_fraction": settings["min_fraction"], **chosen,
+        "feature_layer": feature.name, "k": rec.k, "layers": layers_info,
+        "accuracy": [None if np.isnan(v) else float(v) for v in accuracy],
+        "test_counts": rec.class_counts.tolist(),
+        "movie_p": [float(rec.probs[i, rec.labels[i]]) if rec.probs.shape[1] > rec.labels[i] else float("nan")
+                    for i in chosen["movie"]],
+        "low_top": [int(c) for c in rec.probs[chosen["low"]].argmax(1)] if chosen["low"] else [],
+        "preferences": [_preferences(rec, layer.name) for layer in rec.layers],
+        "claims": [_claims(c) for c in measured_claims(rec, settings["group"], settings["min_fraction"])],
+        "class_corr": [np.where(np.isfinite(layer.class_corr), layer.class_corr, np.nan).tolist()
+                       for layer in rec.layers],
+        "groups": [{key: value.tolist() for key, value in unit_groups(rec, layer.name, settings["group"],
+                                                                        settings["min_fraction"]).items()}
+                   for layer in rec.layers],
+        "seconds": timings,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=True))
+    log.info("responses: pass %.1fs, guided backprop %.1fs", timings["pass"], timings["gradients"])
+    return {"seconds": {k: round(v, 2) for k, v in timings.items()}}
+
+
+def _boxes(rf: Any, layer: Any, side: int) -> list[list[list[int]]]:
+    """(units, k, 4) receptive-field boxes (top, left, bottom, right) of each unit's top images."""
+    return [[list(receptive_box(rf, tuple(int(v) for v in pos), (side, side))) for pos in unit]
+            for unit in layer.top_pos]
+
+
+def _preferences(rec: Any, layer: str) -> dict[str, Any]:
+    prefs = class_preferences(rec, layer)
+    return {"layer": prefs.layer, "unit_counts": prefs.unit_counts.tolist(), "counts": prefs.counts.tolist(),
+            "expected": prefs.expected.tolist(), "ratio": prefs.ratio.tolist(), "most": prefs.most,
+            "least": prefs.least, "ranked": class_preferences(rec, layer, len(rec.class_names)).most}
+
+
+def _claims(claim: Any) -> dict[str, Any]:
+    values = asdict(claim)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+
+
+def load_frames(artifact: Artifact) -> dict[str, np.ndarray]:
+    """The arrays of `frames.npz`."""
+    with np.load(artifact.file("frames.npz")) as z:
+        return {key: z[key] for key in z.files}
+
+
+def load_summary(artifact: Artifact) -> dict[str, Any]:
+    return json.loads(artifact.file("summary.json").read_text())

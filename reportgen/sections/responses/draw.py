@@ -1,0 +1,273 @@
+"""Section 3's drawing stage: response movies, activated units, feature maps and top-patch sheets.
+
+Reads one model's section-3 data (activations.py) and the test images, and writes PNG/MP4 under
+`responses/<model key>/`, plus `layout.json` (where each unit's tile sits in the atlas sheets). No
+model runs here, so a colour or layout change redraws without a forward pass. Everything is
+composed with array operations; text comes from frames.text_sprite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from reportgen.cache import Artifact
+from reportgen.drawing.colors import hot_colormap
+from reportgen.drawing.text import text_sprite
+from reportgen.drawing.video import accelerating_durations, write_mp4
+from reportgen.nets.data import Dataset
+from reportgen.sections.responses.compute import load_frames, load_summary
+from reportgen.sections.responses.frames import ResponseMovie, layer_ranges
+
+GREY = (150, 150, 150)       # a unit that did not activate
+EMPTY = (230, 230, 230)      # no image: padding of a clipped crop, a missing gradient
+WHITE = (255, 255, 255)
+FPS = 10                     # repeats at 10 fps realize durations down to 0.1 s at a third of 25 fps's frames
+FIRST, LAST = 0.6, 0.1       # seconds per frame at the start and the end of a movie
+TILE = 24                    # displayed side of a top-patch tile in the post's figure, pixels
+SHEET_UNITS = 8              # units per row of an atlas sheet
+
+
+def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact) -> dict[str, Any]:
+    """Every section-3 picture of one model; `params`: the model's display name and key, the grey threshold."""
+    summary, arrays = load_summary(computed), load_frames(computed)
+    images, _ = Dataset.from_artifact(dataset_art).part("test")
+    out = folder / "responses" / params["key"]
+    out.mkdir(parents=True)
+    names, a, b = summary["classes"], summary["a"], summary["b"]
+    units = [arrays[f"units{i}"] for i in range(len(summary["layers"]))]
+    keep = arrays["keep"].tolist()
+    probs_labels = _probs(computed)
+    videos = {}
+    movies = [("movie", summary["movie"], 0, f"{params['name']}: {names[a]} and {names[b]} test images"),
+              ("low", summary["low"], len(summary["movie"]), f"{params['name']}: low-confidence {names[a]} and "
+                                                             f"{names[b]}, and {_third(summary)}")]
+    for stem, indices, offset, title in movies:
+        rows = [u[offset:offset + len(indices)] for u in units]
+        videos[stem] = _movie(out / f"{stem}.mp4", summary, images, probs_labels, indices, rows, title)
+    shown = len(keep) - 2
+    activated = []
+    for j in range(2):
+        values = [u[shown + j] for u in units]
+        path = out / f"activated-{'ab'[j]}.png"
+        activated.append(activated_units(path, summary, values, images[summary["shown"][j]], params["threshold"]))
+    feature_grid(out / "feature-maps.png", arrays["feature_maps"], images[summary["shown"][0]])
+    patch_figure(out / "patches.png", summary, arrays, images)
+    layout = atlas_sheets(out, summary, arrays, images)
+    (folder / "layout.json").write_text(json.dumps({"videos": videos, "activated": activated, "atlas": layout}))
+    return {"videos": videos}
+
+
+def _third(summary: dict[str, Any]) -> str:
+    return summary["classes"][summary["third"]] if summary["third"] >= 0 else "no third class"
+
+
+def _probs(computed: Artifact) -> tuple[np.ndarray, np.ndarray]:
+    from reportgen.sections.responses.recording import Responses
+
+    rec = Responses.load(computed.file("responses.npz"))
+    return rec.probs, rec.labels
+
+
+def _movie(path: Path, summary: dict[str, Any], images: np.ndarray, probs_labels: tuple[np.ndarray, np.ndarray],
+           indices: Sequence[int], rows: list[np.ndarray], title: str) -> dict[str, Any]:
+    """One response movie: a frame per image, colours normalized per layer over this movie's frames."""
+    probs, labels = probs_labels
+    layers = [(layer["name"], layer["units"]) for layer in summary["layers"]]
+    movie = ResponseMovie(layers, summary["classes"], images.shape[1:], layer_ranges(rows), title=title)
+    values = np.concatenate(rows, axis=1)
+    frames = (movie.frame(images[i], probs[i], values[r], int(labels[i])) for r, i in enumerate(indices))
+    info = write_mp4(frames, path, accelerating_durations(len(indices), FIRST, LAST), path.with_suffix(".png"),
+                     fps=FPS)
+    return {"frames": info.inputs, "encoded": info.frames, "width": info.size[0], "height": info.size[1],
+            "seconds": round(info.seconds, 1), "fps": info.fps}
+
+
+def _blit(out: np.ndarray, sprite: np.ndarray, y: int, x: int) -> None:
+    h, w = sprite.shape[:2]
+    out[y:y + h, x:x + w] = sprite
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
+
+
+def _scaled(image: np.ndarray, factor: int) -> np.ndarray:
+    return np.repeat(np.repeat(_rgb(image), factor, axis=0), factor, axis=1)
+
+
+def active_mask(values: np.ndarray, threshold: float) -> np.ndarray:
+    """Units that count as active for one image: response above `threshold` times the layer's largest
+    positive response for that image (threshold 0: any positive response)."""
+    values = np.asarray(values, dtype=np.float64)
+    top = max(float(values.max(initial=0.0)), 0.0)
+    return values > threshold * top if top > 0 else np.zeros(values.shape, bool)
+
+
+def activated_units(path: Path, summary: dict[str, Any], values: Sequence[np.ndarray], image: np.ndarray,
+                    threshold: float, cell: int = 12, columns: int = 32) -> dict[str, Any]:
+    """The fully connected layers' units for one image: active units coloured by response (hot, scaled
+    to the layer's largest response for this image), the others grey. Returns the active counts.
+
+    Each unit is one square cell; when section 2's preferred inputs exist, a cell can become that
+    unit's thumbnail (same layout, same grey rule)."""
+    lut = hot_colormap()
+    fc = [(layer, v) for layer, v in zip(summary["layers"], values, strict=True) if layer["kind"] == "fc"]
+    margin, line, pitch = 10, 16, cell + 2
+    scale = max(1, 96 // image.shape[0])
+    blocks, y = [], margin
+    for layer, v in fc:
+        rows = math.ceil(layer["units"] / columns)
+        blocks.append((y, layer, v))
+        y += line + rows * pitch + 8
+    width = margin * 3 + image.shape[1] * scale + columns * pitch
+    height = max(y, margin * 2 + image.shape[0] * scale) + margin
+    out = np.full((height, width, 3), WHITE, np.uint8)
+    _blit(out, _scaled(image, scale), margin, margin)
+    left = margin * 2 + image.shape[1] * scale
+    counts = []
+    for top, layer, v in blocks:
+        active = active_mask(v, threshold)
+        # dark red (weak) to yellow (strong); the LUT's white end would vanish on the white page
+        level = np.clip(v / max(float(v.max(initial=0.0)), 1e-12), 0, 1)
+        colors = np.where(active[:, None], lut[(55 + level * 170).astype(np.int64)], np.array(GREY, np.uint8))
+        label = f"{layer['name']}: {int(active.sum())} of {layer['units']} active"
+        _blit(out, text_sprite(label, columns * pitch, line, (40, 40, 40), 12, WHITE), top, left)
+        for u in range(layer["units"]):
+            r, c = divmod(u, columns)
+            y0, x0 = top + line + r * pitch, left + c * pitch
+            out[y0:y0 + cell, x0:x0 + cell] = colors[u]
+        counts.append({"layer": layer["name"], "active": int(active.sum()), "units": layer["units"]})
+    Image.fromarray(out).save(path)
+    return {"counts": counts, "width": width, "height": height}
+
+
+def feature_grid(path: Path, maps: np.ndarray, image: np.ndarray, side: int = 42, gap: int = 3) -> None:
+    """The activation maps of one conv layer for one input, on one hot scale (so a dim map looks dim),
+    beside the input; a grid as square as the channel count allows."""
+    lut = hot_colormap()
+    channels, h, w = maps.shape
+    factor = max(1, side // max(h, w))
+    top = float(maps.max(initial=0.0))
+    level = np.clip(maps / top, 0, 1) if top > 0 else np.zeros_like(maps)
+    cols = math.ceil(math.sqrt(channels))
+    rows = math.ceil(channels / cols)
+    th, tw = h * factor, w * factor
+    in_factor = max(1, (rows * (th + gap) - gap) // image.shape[0] // 2) or 1
+    picture = _scaled(image, in_factor)
+    left = picture.shape[1] + 4 * gap
+    out = np.full((max(rows * (th + gap) - gap, picture.shape[0]), left + cols * (tw + gap) - gap, 3), WHITE, np.uint8)
+    _blit(out, picture, 0, 0)
+    for ch in range(channels):
+        r, c = divmod(ch, cols)
+        tile = lut[(level[ch] * 255).astype(np.uint8)]
+        _blit(out, np.repeat(np.repeat(tile, factor, axis=0), factor, axis=1), r * (th + gap), left + c * (tw + gap))
+    Image.fromarray(out).save(path)
+
+
+def _crop(image: np.ndarray, box: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """The receptive field's pixels as a (size) tile; where the field overhangs the image, EMPTY fills
+    the overhanging side."""
+    top, left, bottom, right = box
+    tile = np.empty((size[0], size[1], 3), np.uint8)
+    tile[:] = EMPTY
+    piece = _rgb(image[top:bottom, left:right])
+    y = size[0] - piece.shape[0] if top == 0 else 0
+    x = size[1] - piece.shape[1] if left == 0 else 0
+    tile[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
+    return tile
+
+
+def unit_tiles(summary: dict[str, Any], arrays: dict[str, np.ndarray], images: np.ndarray, index: int,
+               unit: int) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    """One unit's top-k crops and guided-backprop crops (None where there is no image or no gradient)."""
+    layer = summary["layers"][index]
+    rec = arrays[f"top{index}"].tolist()
+    size = layer["rf"]
+    crops, grads = [], []
+    rows = {tuple(r): n for n, r in enumerate(arrays[f"grad_rows{index}"].tolist())}
+    for j in range(summary["k"]):
+        image_index = rec[unit][j]
+        if image_index < 0:
+            crops.append(None)
+            grads.append(None)
+            continue
+        box = layer["rf_box"][unit][j] if layer["rf_box"] else [0, 0, images.shape[1], images.shape[2]]
+        crops.append(_crop(images[image_index], box, size))
+        n = rows.get((unit, j))
+        grads.append(_crop(arrays[f"grads{index}"][n], box, size) if n is not None else None)
+    return crops, grads
+
+
+def _block(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side: int, gap: int = 1) -> np.ndarray:
+    """A unit's tile: its crops in the top row, their gradients below, each scaled to `side` pixels."""
+    k = len(crops)
+    out = np.full((2 * side + gap, k * (side + gap) - gap, 3), WHITE, np.uint8)
+    for row, tiles in enumerate((crops, grads)):
+        for j, tile in enumerate(tiles):
+            y, x = row * (side + gap), j * (side + gap)
+            if tile is None:
+                out[y:y + side, x:x + side] = EMPTY
+            else:
+                img = Image.fromarray(tile).resize((side, side), Image.NEAREST)
+                out[y:y + side, x:x + side] = np.asarray(img)
+    return out
+
+
+def patch_figure(path: Path, summary: dict[str, Any], arrays: dict[str, np.ndarray], images: np.ndarray) -> None:
+    """The post's sample: per layer (a row), the sampled units' top-k crops over their guided-backprop images."""
+    label_w, gap, margin = 120, 14, 8
+    rows = []
+    for i, layer in enumerate(summary["layers"]):
+        blocks = [_block(*unit_tiles(summary, arrays, images, i, u), TILE) for u in layer["sample"]]
+        rows.append((layer, blocks))
+    block_h = 2 * TILE + 1
+    block_w = max((b.shape[1] for _, blocks in rows for b in blocks), default=TILE)
+    per_row = max(len(blocks) for _, blocks in rows)
+    width = margin * 2 + label_w + per_row * (block_w + gap)
+    height = margin * 2 + len(rows) * (block_h + 18 + gap)
+    out = np.full((height, width, 3), WHITE, np.uint8)
+    y = margin
+    for layer, blocks in rows:
+        size = "x".join(str(s) for s in layer["rf"])
+        field = f"field {size} px" if layer["kind"] == "conv" else "whole image"
+        _blit(out, text_sprite(layer["name"], label_w - 8, 16, (30, 30, 30), 13, WHITE), y + 14, margin)
+        _blit(out, text_sprite(field, label_w - 8, 14, (90, 90, 90), 11, WHITE), y + 32, margin)
+        for n, (block, unit) in enumerate(zip(blocks, layer["sample"], strict=True)):
+            x = margin + label_w + n * (block_w + gap)
+            _blit(out, text_sprite(f"unit {unit}", block_w, 16, (60, 60, 60), 11, WHITE), y, x)
+            _blit(out, block, y + 18, x)
+        y += block_h + 18 + gap
+    Image.fromarray(out).save(path)
+
+
+def atlas_sheets(out: Path, summary: dict[str, Any], arrays: dict[str, np.ndarray], images: np.ndarray
+                 ) -> list[dict[str, Any]]:
+    """One sprite sheet per layer holding every unit's tile (top-k crops over their gradients) at the
+    receptive field's own pixel size; returns where each unit's tile sits."""
+    layout = []
+    for i, layer in enumerate(summary["layers"]):
+        side = max(layer["rf"])
+        tiles = [_block(*unit_tiles(summary, arrays, images, i, u), side) for u in range(layer["units"])]
+        th, tw = tiles[0].shape[:2]
+        gap = 2
+        cols = min(SHEET_UNITS, len(tiles))
+        rows = math.ceil(len(tiles) / cols)
+        sheet = np.full((rows * (th + gap), cols * (tw + gap), 3), WHITE, np.uint8)
+        places = []
+        for u, tile in enumerate(tiles):
+            r, c = divmod(u, cols)
+            _blit(sheet, tile, r * (th + gap), c * (tw + gap))
+            places.append([c * (tw + gap), r * (th + gap), tw, th])
+        name = f"patches-{re.sub(r'[^A-Za-z0-9_-]+', '-', layer['name']).strip('-') or i}.png"
+        Image.fromarray(sheet).save(out / name)
+        layout.append({"layer": layer["name"], "file": name, "sheet": [sheet.shape[1], sheet.shape[0]],
+                       "tiles": places, "side": side})
+    return layout

@@ -1,0 +1,186 @@
+"""Response-movie frames: the input, its class probabilities and every unit of every layer as a cell.
+
+Everything that does not change between frames (background, title, layer and class names, the
+percent labels 0%..100%) is rendered once with Pillow; a frame is then a copy of that background
+plus a handful of array operations (one gather for all cells, one for the scaled input, a slice per
+bar), so composition costs well under a millisecond for a few thousand units. Names are drawn
+literally (no markup or math parsing); control characters are shown escaped and long names are
+cut with an ellipsis to fit their column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reportgen.drawing.colors import BACKGROUND, MUTED, hot_colormap
+from reportgen.drawing.text import text_sprite
+
+if TYPE_CHECKING:  # drawing a frame needs no torch
+    from reportgen.sections.responses.recording import Responses
+
+BAR = (110, 140, 200)
+BAR_TRUE = (120, 200, 120)
+BAR_TRACK = (72, 72, 80)
+
+
+def layer_ranges(units: Sequence[np.ndarray]) -> np.ndarray:
+    """(L, 2) colour range per layer from its (frames, units) values: [min(0, lowest), highest], so one
+    colour means one activation in every frame of the movie."""
+    ranges = np.zeros((len(units), 2))
+    for i, values in enumerate(units):
+        values = np.asarray(values, dtype=np.float64)
+        if values.size:
+            ranges[i] = min(0.0, float(values.min())), float(values.max())
+    ranges[:, 1] = np.where(ranges[:, 1] > ranges[:, 0], ranges[:, 1], ranges[:, 0] + 1)  # silent layers stay black
+    return ranges
+
+
+class ResponseMovie:
+    """Frame composer for one model: fixed layout, per-frame `frame(image, probs, units, label)`."""
+
+    def __init__(self, layers: Sequence[tuple[str, int]], class_names: Sequence[str],
+                 image_shape: tuple[int, int, int], ranges: np.ndarray, *, title: str = "", cell: int = 6,
+                 gap: int = 1, columns: int = 64, image_side: int = 112, max_bars: int = 20) -> None:
+        """`layers`: (name, units) in order; `image_shape`: (H, W, C) of inputs; `ranges`: (L, 2) colour
+        range per layer (`layer_ranges`); `cell`/`gap`: cell side and spacing in pixels; `columns`: cells
+        per row before a layer wraps; `image_side`: the input is scaled up by an integer factor to about
+        this side; `max_bars`: with more classes, a frame shows the most probable ones."""
+        self.names, self.counts = [n for n, _ in layers], [int(u) for _, u in layers]
+        self.class_names = list(class_names)
+        h, w = image_shape[:2]
+        scale = max(1, image_side // max(h, w))
+        margin, line, label_w, pitch = 10, 16, 84, cell + gap
+        bar_w, pct_w, name_w = 90, 34, 80
+        self.bars = min(len(self.class_names), max_bars)
+        left_w = max(w * scale, name_w + bar_w + pct_w + 8)
+        top = margin + (line + 4 if title else 0)
+        # left column: input image, its true class, probability bars
+        self.image_at = (top, margin + (left_w - w * scale) // 2)
+        truth_y = top + h * scale + 4
+        bars_y = truth_y + line + 2
+        self.bar_rows = [bars_y + i * 13 for i in range(self.bars)]
+        self.bar_x = margin + name_w + 4
+        self.bar_w, self.bar_h = bar_w, 9
+        self.name_x, self.pct_x, self.name_w, self.pct_w = margin, self.bar_x + bar_w + 4, name_w, pct_w
+        left_h = bars_y + self.bars * 13
+        # right column: one block of cells per layer, wrapped at `columns`
+        grid_x = margin + left_w + 16 + label_w
+        blocks, y = [], top
+        for count in self.counts:
+            cols = max(1, min(count, columns))
+            blocks.append((y, cols))
+            y += max(1, math.ceil(count / cols)) * pitch + 5
+        width = grid_x + min(max(self.counts, default=1), columns) * pitch + margin
+        height = max(left_h, y) + margin
+        width, height = math.ceil(width / 16) * 16, math.ceil(height / 16) * 16  # H.264-ready, no padding later
+        self.size = (width, height)
+
+        background = np.empty((height, width, 3), np.uint8)
+        background[:] = BACKGROUND
+        if title:
+            _blit(background, text_sprite(title, width - 2 * margin, line, size=13), margin, margin)
+        for (by, _), name in zip(blocks, self.names, strict=True):
+            # the label's middle on the middle of the layer's first row of cells
+            _blit(background, text_sprite(name, label_w - 8, line, MUTED), max(by + cell // 2 - line // 2, 0),
+                  grid_x - label_w)
+        for y0 in self.bar_rows:
+            background[y0:y0 + self.bar_h, self.bar_x:self.bar_x + bar_w] = BAR_TRACK
+        if self.bars == len(self.class_names):  # fixed order: names drawn once
+            for y0, name in zip(self.bar_rows, self.class_names, strict=False):
+                _blit(background, self._name(name), y0 - 2, self.name_x)
+        self.background = background
+        self.truth_at = (truth_y, margin)
+        self.truth = [text_sprite(f"true: {name}", left_w, line) for name in self.class_names]
+        self.sprites = [self._name(name) for name in self.class_names]
+        self.percents = [text_sprite(f"{p}%", pct_w, 13, align="right") for p in range(101)]
+
+        # each layer's cells as (top, left, full rows, columns, units); a frame fills them through strided views
+        self.cell, self.pitch = cell, pitch
+        self.blocks = [(by, grid_x, count // cols, cols, count) for (by, cols), count in zip(blocks, self.counts,
+                                                                                            strict=True)]
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        self.scale_by = scale
+        ranges = np.asarray(ranges, dtype=np.float64).reshape(len(self.counts), 2)
+        self.low = np.repeat(ranges[:, 0], self.counts).astype(np.float32)
+        self.scale = (255.0 / np.repeat(ranges[:, 1] - ranges[:, 0], self.counts)).astype(np.float32)
+        self.lut = hot_colormap()
+
+    def cell_at(self, layer: int, unit: int) -> tuple[int, int]:
+        """(row, column) of the top-left pixel of a unit's cell in the frame."""
+        top, left, _, cols, _ = self.blocks[layer]
+        return top + (unit // cols) * self.pitch, left + (unit % cols) * self.pitch
+
+    def _name(self, name: str) -> np.ndarray:
+        return text_sprite(name, self.name_w, 13)
+
+    def frame(self, image: np.ndarray, probs: np.ndarray, units: Sequence[np.ndarray] | np.ndarray,
+              label: int | None = None) -> np.ndarray:
+        """uint8 (H, W, 3) frame: `image` uint8 (h, w, c) input, `probs` (K,) class probabilities, `units`
+        per-layer (C,) values (or all layers concatenated), `label` the true class or None."""
+        out = self.background.copy()
+        values = units if isinstance(units, np.ndarray) and units.ndim == 1 else np.concatenate(
+            [np.asarray(u, dtype=np.float32).reshape(-1) for u in units])
+        level = np.clip((values.astype(np.float32) - self.low) * self.scale, 0, 255).astype(np.uint8)
+        colors = self.lut[level]
+        cell, pitch = self.cell, self.pitch
+        for (top, left, rows, cols, count), start in zip(self.blocks, self.starts[:-1].tolist(), strict=True):
+            if rows:  # full rows of cells: (rows, pitch, cols, pitch, 3) view, cell x cell corner of each
+                grid = _tiles(out[top:top + rows * pitch, left:left + cols * pitch], rows, pitch, cols, pitch)
+                grid[:, :cell, :, :cell] = colors[start:start + rows * cols].reshape(rows, 1, cols, 1, 3)
+            rest = count - rows * cols
+            if rest:
+                y = top + rows * pitch
+                grid = _tiles(out[y:y + pitch, left:left + rest * pitch], 1, pitch, rest, pitch)
+                grid[:, :cell, :, :cell] = colors[start + rows * cols:start + count].reshape(1, 1, rest, 1, 3)
+        picture = image if image.ndim == 3 else image[:, :, None]
+        picture = picture[:, :, :3] if picture.shape[2] >= 3 else picture[:, :, :1]
+        h, w, s = picture.shape[0], picture.shape[1], self.scale_by
+        y, x = self.image_at
+        _tiles(out[y:y + h * s, x:x + w * s], h, s, w, s)[:] = picture[:, None, :, None, :]
+        if label is not None:
+            _blit(out, self.truth[label], *self.truth_at)
+        probs = np.asarray(probs, dtype=np.float64)
+        order = np.arange(self.bars) if self.bars == len(probs) else np.argsort(-probs, kind="stable")[:self.bars]
+        for y0, c in zip(self.bar_rows, order.tolist(), strict=True):
+            p = float(probs[c])
+            length = int(round(p * self.bar_w))
+            out[y0:y0 + self.bar_h, self.bar_x:self.bar_x + length] = BAR_TRUE if c == label else BAR
+            _blit(out, self.percents[int(round(p * 100))], y0 - 2, self.pct_x)
+            if self.bars != len(probs):
+                _blit(out, self.sprites[c], y0 - 2, self.name_x)
+        return out
+
+
+def _tiles(region: np.ndarray, rows: int, tall: int, cols: int, wide: int) -> np.ndarray:
+    """A (rows, tall, cols, wide, 3) view of a (rows * tall, cols * wide, 3) region: writing to it writes the
+    frame (as_strided never copies, where reshape of a slice may)."""
+    s0, s1, s2 = region.strides
+    return np.lib.stride_tricks.as_strided(region, (rows, tall, cols, wide, 3), (s0 * tall, s0, s1 * wide, s1, s2))
+
+
+def _blit(out: np.ndarray, sprite: np.ndarray, y: int, x: int) -> None:
+    h, w = sprite.shape[:2]
+    h, w = min(h, out.shape[0] - y), min(w, out.shape[1] - x)
+    if h > 0 and w > 0:
+        out[y:y + h, x:x + w] = sprite[:h, :w]
+
+
+def response_frames(responses: Responses, images: np.ndarray, *, title: str = "",
+                    layers: Sequence[str] | None = None, **layout: int) -> tuple[ResponseMovie, Iterator[np.ndarray]]:
+    """A composer and the frames of `responses`' kept images, in the order they were kept (the movie's
+    order), with colour ranges from those frames; `images` are the test images the recording indexed."""
+    chosen = [responses.layer(n) for n in layers] if layers is not None else responses.layers
+    kept = [layer.kept_units for layer in chosen]
+    movie = ResponseMovie([(layer.name, layer.units) for layer in chosen], responses.class_names,
+                          images.shape[1:], layer_ranges(kept), title=title, **layout)
+    values = np.concatenate(kept, axis=1) if kept else np.zeros((len(responses.keep), 0), np.float32)
+
+    def frames() -> Iterator[np.ndarray]:
+        for row, index in enumerate(responses.keep.tolist()):
+            yield movie.frame(images[index], responses.probs[index], values[row], int(responses.labels[index]))
+
+    return movie, frames()

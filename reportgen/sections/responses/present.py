@@ -1,0 +1,239 @@
+"""Section 3 on the site: the template context, the media and the atlas panels, read from the
+artifacts of the responses stage (data) and the response-figures stage (pictures).
+
+No torch and no drawing here: every number the post prints about activation responses is computed
+from the stages' JSON, with its uncertainty (stats.py), and every claim of the write-up is stated
+as held or not held on this data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from reportgen.cache import Artifact
+from reportgen.config import ResponsesConfig
+from reportgen.report.pages import AtlasPanel, ModelRecord, Picture, Section, atlas_path
+from reportgen.sections.responses.compute import load_frames
+from reportgen.stats import bootstrap_ci, format_percent, proportion_ci
+
+FIGURES = "figures/responses"
+ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pixels
+
+
+def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequence[Artifact],
+            drawn: Sequence[Artifact]) -> Section:
+    """Section 3's context (`responses` in the templates), media and atlas panels."""
+    models, panels = [], []
+    for record, data, pictures in zip(records, computed, drawn, strict=True):
+        summary = json.loads(data.file("summary.json").read_text())
+        layout = json.loads(pictures.file("layout.json").read_text())
+        models.append(model_context(record, summary, layout, cfg))
+        arrays = load_frames(data)
+        models[-1]["verdicts"]["magnitude"] = magnitude(summary, arrays)
+        panels += atlas_panels(record, summary, layout, arrays)
+    first = json.loads(computed[0].file("summary.json").read_text())
+    names = first["classes"]
+    context = {
+        "models": models,
+        "a": names[first["a"]], "b": names[first["b"]],
+        "third": names[first["third"]] if first["third"] >= 0 else "",
+        "chosen": not cfg.classes,
+        "group": first["group"], "min_fraction": first["min_fraction"], "k": first["k"],
+        "threshold": cfg.threshold, "few_classes": len(names) < 10, "classes": len(names),
+    }
+    return Section("responses", context, media=list(drawn), atlas=panels)
+
+
+def _pct(value: float, digits: int = 0) -> str:
+    return f"{100 * value:.{digits}f}%"
+
+
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _num(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}".replace("-", "\u2212")
+
+
+def model_context(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
+                  cfg: ResponsesConfig) -> dict[str, Any]:
+    """What the post says about one model."""
+    names, a, b = summary["classes"], summary["a"], summary["b"]
+    base = f"{FIGURES}/{record.key}"
+    layers = summary["layers"]
+    accuracy = summary["accuracy"]
+
+    def entry(c: int, ratio: float) -> dict[str, Any]:
+        acc = accuracy[c]
+        return {"name": names[c], "ratio": f"{ratio:.2f}", "accuracy": "n/a" if acc is None else _pct(acc)}
+
+    preferences = []
+    for layer, prefs in zip(layers, summary["preferences"], strict=True):
+        ratio = prefs["ratio"]
+        preferences.append({
+            "layer": layer["name"], "units": layer["units"], "total": int(sum(prefs["counts"])),
+            "most": [entry(c, ratio[c]) for c in prefs["most"]],
+            "least": [entry(c, ratio[c]) for c in prefs["least"]],
+            "ranked": [entry(c, ratio[c]) for c in prefs["ranked"]],
+        })
+    claims = [_layer_claims(layer, claim, corr, groups, a, b)
+              for layer, claim, corr, groups in zip(layers, summary["claims"], summary["class_corr"],
+                                                   summary["groups"], strict=True)]
+    videos = layout["videos"]
+    return {
+        "name": record.name, "key": record.key,
+        "movie": {**videos["movie"], "src": f"{base}/movie.mp4", "poster": f"{base}/movie.png"},
+        "low": {**videos["low"], "src": f"{base}/low.mp4", "poster": f"{base}/low.png"},
+        "activated": [{"src": f"{base}/activated-{'ab'[j]}.png", "class": names[(a, b)[j]],
+                       "width": info["width"], "height": info["height"], "counts": info["counts"]}
+                      for j, info in enumerate(layout["activated"])],
+        "feature_maps": f"{base}/feature-maps.png", "feature_layer": summary["feature_layer"],
+        "feature_channels": next(la["units"] for la in layers if la["name"] == summary["feature_layer"]),
+        "patches": f"{base}/patches.png",
+        "layers": [{"name": la["name"], "kind": la["kind"], "units": la["units"],
+                    "rf": "\u00d7".join(map(str, la["rf"])), "atlas": atlas_path(record.key, la["name"])}
+                   for la in layers],
+        "preferences": preferences,
+        "claims": claims,
+        "verdicts": verdicts(claims, summary),
+        "seconds": summary["seconds"],
+        "per_class": len(summary["movie"]) // 2 if summary["movie"] else 0,
+    }
+
+
+def _layer_claims(layer: dict[str, Any], claim: dict[str, Any], corr: list[list[float]], groups: dict[str, list[int]],
+                  a: int, b: int) -> dict[str, Any]:
+    """One layer's measured numbers: pattern correlation within vs between classes (with a bootstrap
+    interval over classes of each class's gap), and units shared by the group vs tied to one class."""
+    matrix = np.asarray(corr, dtype=np.float64)
+    gaps = []
+    for c in range(len(matrix)):
+        others = np.delete(matrix[c], c)
+        if np.isfinite(matrix[c, c]) and np.isfinite(others).any():
+            gaps.append(matrix[c, c] - np.nanmean(others))
+    gap = bootstrap_ci(np.asarray(gaps)) if len(gaps) else None
+    units = claim["units"]
+    single = claim["single_by_class"]
+    return {
+        "layer": layer["name"], "kind": layer["kind"], "units": units,
+        "within": _num(claim["within"]), "between": _num(claim["between"]),
+        "gap": gap.estimate if gap else float("nan"), "gap_low": gap.low if gap else float("nan"),
+        "gap_high": gap.high if gap else float("nan"),
+        "gap_text": f"{_num(gap.estimate)} [{_num(gap.low)}, {_num(gap.high)}]" if gap else "n/a",
+        "selectivity": _num(claim["mean_selectivity"]), "selective": claim["selective"],
+        "group": claim["group"], "group_only": claim["group_only"], "single": claim["single"],
+        "single_a": single[a], "single_b": single[b], "none": claim["none"],
+        "group_pct": format_percent(claim["group"], units), "single_pct": format_percent(claim["single"], units),
+    }
+
+
+def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+    """Whether each of the write-up's claims held for this model, with the numbers behind the answer."""
+    conv = [c for c in claims if c["kind"] == "conv" and np.isfinite(c["gap"])]
+    fc = [c for c in claims if c["kind"] == "fc" and np.isfinite(c["gap"])]
+    out: dict[str, Any] = {}
+    if conv and fc:
+        top_conv = max(conv, key=lambda c: c["gap"])
+        low_fc = min(fc, key=lambda c: c["gap"])
+        out["correlation"] = {
+            "held": low_fc["gap"] > top_conv["gap"],
+            "clear": low_fc["gap_low"] > top_conv["gap_high"],
+            "conv": top_conv, "fc": low_fc,
+        }
+    hidden = [c for c in claims if c["kind"] == "fc"][:-1] or [c for c in claims if c["kind"] == "fc"]
+    if hidden:
+        last = hidden[-1]  # the write-up's FC6: the last hidden fully connected layer
+        # "face" units: active for every class of the group and no other; "gender" units: for A or B alone
+        out["shared"] = {"layer": last,
+                         "held": last["group_only"] > 0 and last["single_a"] + last["single_b"] > 0}
+    out["low"] = low_confidence(summary)
+    return out
+
+
+def _rank_correlation(pairs: np.ndarray) -> float:
+    """Spearman's rank correlation of the two columns (average ranks not needed: ties are rare here)."""
+    ranks = np.argsort(np.argsort(pairs, axis=0, kind="stable"), axis=0, kind="stable")
+    if (ranks.std(0) == 0).any():
+        return 0.0
+    return float(np.corrcoef(ranks[:, 0], ranks[:, 1])[0, 1])
+
+
+def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The write-up: the overall response of the fully connected layers falls as the classifier's
+    probability falls. Spearman correlation, over the main movie's frames, between the probability of
+    the true class and the mean response of the last hidden FC layer, with a bootstrap interval."""
+    fc = [i for i, la in enumerate(summary["layers"]) if la["kind"] == "fc"]
+    hidden = fc[:-1] or fc
+    n = len(summary["movie"])
+    if not hidden or n < 4:
+        return None
+    index = hidden[-1]
+    pairs = np.column_stack([np.asarray(summary["movie_p"], dtype=np.float64),
+                             arrays[f"units{index}"][:n].mean(axis=1)])
+    pairs = pairs[np.isfinite(pairs).all(1)]
+    if len(pairs) < 4:
+        return None
+    result = bootstrap_ci(pairs, _rank_correlation)
+    return {"layer": summary["layers"][index]["name"], "n": len(pairs), "rho": _num(result.estimate),
+            "low": _num(result.low), "high": _num(result.high), "held": result.low > 0,
+            "against": result.high < 0}
+
+
+def low_confidence(summary: dict[str, Any]) -> dict[str, Any]:
+    """Of the low-confidence images of A and B, how many the model still puts in A or B (Wilson interval),
+    and how many images of the third class it classifies as that class."""
+    a, b, third = summary["a"], summary["b"], summary["third"]
+    top = np.asarray(summary["low_top"], dtype=np.int64)
+    n_third = len(summary["low"]) // 3 if third >= 0 else 0
+    pair, rest = top[:len(top) - n_third], top[len(top) - n_third:]
+    k = int(np.isin(pair, [a, b]).sum())
+    low, high = proportion_ci(k, len(pair))
+    return {"k": k, "n": len(pair), "pct": format_percent(k, len(pair)),
+            "ci": f"{100 * low:.0f}\u2013{100 * high:.0f}%", "held": len(pair) > 0 and low > 0.5,
+            "third_k": int((rest == third).sum()), "third_n": n_third}
+
+
+def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
+                 arrays: dict[str, np.ndarray]) -> list[AtlasPanel]:
+    """Every unit's top patches (a tile of the layer's sheet), its peak responses, which of them have a
+    guided-backprop image, and the classes of its top images."""
+    names, k = summary["classes"], summary["k"]
+    panels = []
+    for index, (layer, sheet) in enumerate(zip(summary["layers"], layout["atlas"], strict=True)):
+        src = f"{FIGURES}/{record.key}/{sheet['file']}"
+        scale = ATLAS_CROP / sheet["side"]
+        counts = np.asarray(summary["preferences"][index]["unit_counts"])
+        rf = "\u00d7".join(map(str, layer["rf"]))
+        field = "the whole image" if layer["kind"] == "fc" else f"its {rf}-pixel receptive field"
+        peaks = arrays[f"peak{index}"]
+        explained = np.zeros(peaks.shape, bool)
+        rows = arrays[f"grad_rows{index}"]
+        explained[rows[:, 0], rows[:, 1]] = True
+        for unit, tile in enumerate(sheet["tiles"]):
+            x, y, w, h = tile
+            alt = (f"Unit {unit}'s top {k} test images cropped to {field} (top row) and their guided-backprop "
+                   f"images (bottom row)")
+            picture = Picture(src, alt, round(w * scale), round(h * scale), tile=(x, y, w, h),
+                              sheet=tuple(sheet["sheet"]))
+            histogram = ", ".join(f"{names[c]} \u00d7{int(counts[unit, c])}"
+                                  for c in np.argsort(-counts[unit], kind="stable") if counts[unit, c] > 0)
+            found = peaks[unit][np.isfinite(peaks[unit])]
+            strongest = (f"Peak responses: {_num(found[0])} (best) to {_num(found[-1])} ({_ordinal(len(found))})."
+                         if len(found) else "No test image.")
+            n = int(explained[unit].sum())
+            facts = (f"Receptive field: {rf} pixels." if layer["kind"] == "conv" else "Sees the whole image.",
+                     strongest,
+                     f"Guided backprop for {'all' if n == len(found) else 'its best'} {n} "
+                     f"image{'s' if n != 1 else ''}{'' if n == len(found) else '; the other cells are blank'}.",
+                     f"True classes of its top {k}: {histogram or 'none'}.")
+            flag = "silent" if len(found) and found[0] <= 0 else ""
+            panels.append(AtlasPanel(record.key, layer["name"], unit, "Top test images (section 3)",
+                                     (picture,), facts, flag))
+    return panels

@@ -1,0 +1,37 @@
+"""Section 3 as the pipeline runs it: per model, one streamed pass of hooks (compute) and its pictures
+and movies (draw); then the presentation. Classes and images are chosen here from the evaluate
+stage's predictions and passed as exact indices, so the keys hold choices rather than the
+predictions' own (threshold-dependent) keys."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reportgen.cache import Stage
+from reportgen.report.pages import Section
+from reportgen.sections.base import BuildContext, SectionSpec
+from reportgen.sections.responses import compute, draw, present
+
+RESPONSES = Stage("responses", compute.responses_stage)
+RESPONSE_FIGURES = Stage("response-figures", draw.drawing_stage)
+
+
+def build(ctx: BuildContext) -> Section:
+    cfg = ctx.cfg
+    predictions = []
+    for r in ctx.records:
+        with np.load(r.evaluation.file("predictions.npz")) as z:
+            predictions.append((z["probs"], z["labels"]))
+    settings = compute.choose(cfg.responses, cfg.evaluate.group, ctx.dataset.class_names, predictions)
+    computed, drawn = [], []
+    for r, (probs, labels) in zip(ctx.records, predictions, strict=True):
+        chosen = compute.movie_images(labels, probs, settings)
+        art = ctx.run(RESPONSES, {"responses": settings, "images": chosen, "device": ctx.device}, ctx.dataset_art,
+                      r.model, label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
+        computed.append(art)
+        drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
+                             ctx.dataset_art, art, label=f"response figures {r.name}"))
+    return present.section(cfg.responses, ctx.records, computed, drawn)
+
+
+SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES), lambda cfg: cfg.responses.enabled, build)
