@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from reportgen import embedding
-from reportgen.nets.layers import find_layer, unit_layers
 from reportgen.nets.architectures import create_model
+from reportgen.nets.layers import find_layer, unit_layers
+from reportgen.sections.clusters import compute as embedding
 
 
 def synthetic(n: int, dims: int = 128, classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +56,7 @@ def one(n: int, sklearn_max: int, threads: int, descriptor_images: int) -> dict[
     layer = find_layer(unit_layers(model, (1, 28, 28)), "fc5")
     m = min(n, descriptor_images)
     images = np.random.default_rng(0).integers(0, 256, (m, 28, 28, 1), dtype=np.uint8)
-    _, seconds = timed(lambda: embedding.descriptors(model, images, [0.13], [0.31], layer.path, batch_size=256))
+    _, seconds = timed(lambda: embedding.layer_outputs(model, images, [0.13], [0.31], [layer.path], batch_size=256))
     row["descriptors_s"] = seconds * n / m  # measured on m images, scaled to n when m < n
     row["descriptors_measured_on"] = m
 

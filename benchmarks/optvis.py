@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from reportgen.nets.layers import find_layer, unit_layers
 from reportgen.nets.architectures import create_model
+from reportgen.nets.layers import find_layer, unit_layers
 from reportgen.optvis import DEFAULT_CHUNK_SIZE, Settings, Unit, render
 
 Seconds = tuple[float, float]  # (wall, this process's CPU): CPU time is what other jobs on the machine disturb least

@@ -19,10 +19,11 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from reportgen.sections.responses.frames import response_frames
-from reportgen.nets.architectures import create_model
-from reportgen.sections.responses.recording import Responses, guided_backprop, normalize, record_responses
 from reportgen.drawing.video import accelerating_durations, write_mp4
+from reportgen.nets.architectures import create_model
+from reportgen.nets.checkpoint import Normalizer
+from reportgen.sections.responses.frames import response_frames
+from reportgen.sections.responses.recording import Responses, guided_backprop, record_responses
 
 T = TypeVar("T")
 
@@ -64,11 +65,14 @@ def bench(arch: str, images: np.ndarray, labels: np.ndarray, args: argparse.Name
     units = np.repeat(np.arange(layer.units), rec.k)[:rows]
     picks = layer.top_image.reshape(-1)[:rows]
     positions = [tuple(p) for p in layer.top_pos.reshape(-1, 2)[:rows]]
-    x = normalize(images[picks], [0.13], [0.3], torch.device("cpu"))
+    x = Normalizer([0.13], [0.3], torch.device("cpu")).images(images[picks])
     seconds, _ = best(args.repeats, lambda: guided_backprop(model, x, layer.path, units.tolist(), positions))
     print(f"{arch}: guided backprop    {rows / seconds:8.0f} rows/s at {layer.name} ({rows} rows in one batch)")
 
-    movie, frames = response_frames(rec, images, title=f"{arch} responses")
+    movie, frames = response_frames([(layer.name, layer.units) for layer in rec.layers], rec.class_names, images,
+                                    rec.probs, rec.labels, rec.keep.tolist(),
+                                    [layer.kept_units for layer in rec.layers],
+                                    title=f"{arch} responses")
     frame = next(frames)
     values = np.concatenate([layer.kept_units for layer in rec.layers], axis=1)
     order = np.arange(args.frames) % len(keep)

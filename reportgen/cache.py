@@ -128,12 +128,17 @@ def stable_hash(value: Any) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """Content hash of a file, so a replaced checkpoint or weights file invalidates what used it."""
+    """Short content hash of a file, so a replaced checkpoint or weights file invalidates what used it."""
+    return file_sha256(path)[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

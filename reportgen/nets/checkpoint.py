@@ -8,6 +8,7 @@ to the training loop re-runs training only, never evaluation or the figures.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,14 @@ def pick_device(choice: str) -> torch.device:
 class Normalizer:
     """uint8 NHWC arrays -> normalized float NCHW tensors with the training set's statistics."""
 
-    def __init__(self, mean: list[float], std: list[float], device: torch.device) -> None:
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device) -> None:
+        self.mean = torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.device = device
+
+    def images(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC -> normalized float NCHW on the device: what the network is fed."""
+        return self(self.unit(images))
 
     def unit(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 NHWC -> float NCHW in [0, 1] on the device."""

@@ -15,7 +15,7 @@ from reportgen.optvis.render import (
     render,
     unit_maxima,
 )
-from reportgen.optvis.search import SearchResult, SearchSpace, Trial, search
+from reportgen.optvis.search import GroupSearch, SearchResult, SearchSpace, search
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Objective", "Rendering", "SearchResult", "SearchSpace", "Settings", "Trial", "Unit",
-           "UnitMaxima", "UnitRecord", "image_l2", "render", "search", "unit_maxima", "units"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "GroupSearch", "Objective", "Rendering", "SearchResult", "SearchSpace", "Settings",
+           "Unit", "UnitMaxima", "UnitRecord", "image_l2", "render", "search", "unit_maxima", "units"]

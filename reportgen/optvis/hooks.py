@@ -6,7 +6,7 @@ Standalone like the rest of optvis (torch only); reportgen's layer lookup builds
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,3 +91,24 @@ def forward_to(model: nn.Module, x: torch.Tensor, paths: list[str], grad: bool =
     if missing:
         raise HookError(f"modules {sorted(missing)} did not run in the forward pass")
     return outputs
+
+
+@contextmanager
+def relus_replaced(model: nn.Module, function: Callable[[torch.Tensor], torch.Tensor],
+                   enabled: bool = True) -> Iterator[None]:
+    """Inside the block every `nn.ReLU` module's output is `function(its input)`: a ReLU with its own
+    backward (guided backpropagation, a redirected gradient). The ReLUs are made out-of-place for the
+    while, since an in-place one would leave its own backward in the graph; hooks always removed."""
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)] if enabled else []
+    inplace = {m: m.inplace for m in relus}
+    handles = []
+    try:
+        for m in relus:
+            m.inplace = False
+            handles.append(m.register_forward_hook(lambda _m, inputs, _out: function(inputs[0])))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, flag in inplace.items():
+            m.inplace = flag

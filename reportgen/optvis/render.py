@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from reportgen.optvis import regularizers as reg
-from reportgen.optvis.hooks import eval_mode, forward_to
+from reportgen.optvis.hooks import eval_mode, forward_to, relus_replaced
 from reportgen.optvis.objectives import REDUCTIONS, Objective, Unit, units
 from reportgen.optvis.param import PARAMETERIZATIONS, make_param
 from reportgen.optvis.transforms import draw_shifts, roll_rows
@@ -165,23 +165,9 @@ class _RedirectedReLU(torch.autograd.Function):
         return torch.where(blocked.view(-1, *[1] * (x.dim() - 1)), redirected, normal)
 
 
-@contextmanager
-def redirected_relus(model: nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Every `nn.ReLU` module of the model backpropagates as `_RedirectedReLU` inside the block (made
-    out-of-place for the while, as the hook recomputes from the input); hooks always removed."""
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)] if enabled else []
-    inplace = {m: m.inplace for m in relus}
-    handles = []
-    try:
-        for m in relus:
-            m.inplace = False
-            handles.append(m.register_forward_hook(lambda _m, inputs, _out: _RedirectedReLU.apply(inputs[0])))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, flag in inplace.items():
-            m.inplace = flag
+def redirected_relus(model: nn.Module, enabled: bool = True) -> AbstractContextManager[None]:
+    """Every `nn.ReLU` module of the model backpropagates as `_RedirectedReLU` inside the block."""
+    return relus_replaced(model, _RedirectedReLU.apply, enabled)
 
 
 def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:

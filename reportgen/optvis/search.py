@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -66,21 +66,21 @@ class SearchSpace:
 
 
 @dataclass(frozen=True)
-class Trial:
-    """One drawn setting and how it scored on the sample."""
+class GroupSearch:
+    """How each trial scored on one group's units (NaN where the group had no live unit to score)."""
 
-    settings: Settings
-    score: float          # the criterion in the module docstring
-    median_ratio: float   # median over live units of reached / best real activation (uncapped)
-    median_hf: float      # median high-frequency energy of the live units' images
+    scores: list[float]    # the criterion in the module docstring, per trial
+    ratios: list[float]    # median over live units of reached / best real activation (uncapped)
+    hf: list[float]        # median high-frequency energy of the live units' images
+    best: int              # index of the best trial (the first of equal scores); -1: no trial could score
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Every trial in the order drawn, and the best (the first of equal scores)."""
+    """Every drawn setting in order, and how each group of units scored them."""
 
-    trials: list[Trial]
-    best: Trial
+    trials: list[Settings]
+    groups: list[GroupSearch]
 
 
 def score(reached: torch.Tensor, best_real: torch.Tensor, images: torch.Tensor) -> tuple[float, float, float]:
@@ -94,25 +94,42 @@ def score(reached: torch.Tensor, best_real: torch.Tensor, images: torch.Tensor) 
     return float(value), float(ratio.median()), float(hf.median())
 
 
-def search(model: nn.Module, units_sample: Sequence[Unit], trials: int, seed: int, *,
+def search(model: nn.Module, groups: Sequence[Sequence[Unit]], trials: int, seed: int, *,
            input_shape: tuple[int, int, int], mean: float | Sequence[float], std: float | Sequence[float],
-           maxima: UnitMaxima, base: Settings | None = None, space: SearchSpace | None = None,
-           chunk_size: int = DEFAULT_CHUNK_SIZE) -> SearchResult:
-    """Draw `trials` settings from `space` (deterministic per `seed`), render the sample with each from
-    the same starting noise, and score them; `maxima` are the sample's real-image maxima."""
+           maxima: Sequence[UnitMaxima], base: Settings | None = None, space: SearchSpace | None = None,
+           chunk_size: int = DEFAULT_CHUNK_SIZE,
+           progress: Callable[[list[Settings]], Iterable[Settings]] = iter) -> SearchResult:
+    """Draw `trials` settings from `space` and render every group's units with each, all groups in one
+    batch and from the same starting noise (`seed`); each group is scored on its own units and keeps its
+    best trial, so a trial costs one render for every layer instead of one per layer. `maxima[i]` are
+    group i's real-image maxima. Deterministic: the draws come from `seed + 1`, apart from the noise."""
     if trials < 1:
         raise ValueError("trials must be >= 1")
     base, space = base or Settings(), space or SearchSpace()
-    rng = random.Random(seed)
-    results = []
-    for i in range(trials):
-        settings = space.draw(rng, base)
-        rendering = render(model, units_sample, input_shape, mean=mean, std=std, settings=settings, seed=seed,
-                           chunk_size=chunk_size, maxima=maxima)
+    units_ = [u for group in groups for u in group]
+    best = torch.cat([m.best for m in maxima]) if maxima else torch.zeros(0)
+    peak = torch.cat([m.peak for m in maxima]) if maxima else torch.zeros(0)
+    draws = random.Random(seed + 1)
+    settings = [space.draw(draws, base) for _ in range(trials)]
+    table: list[list[tuple[float, float, float]]] = [[] for _ in groups]
+    for trial, drawn in enumerate(progress(settings)):
+        if not units_:
+            break
+        rendering = render(model, units_, input_shape, mean=mean, std=std, settings=drawn, seed=seed,
+                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak))
         reached = torch.tensor([r.reached for r in rendering.records])
         # energy measured on what readers see, so channels weigh alike whatever their input std
         shown = torch.from_numpy(rendering.display).permute(0, 3, 1, 2).float() / 255
-        results.append(Trial(settings, *score(reached, maxima.best, shown)))
-        log.debug("optvis search trial %d: score %.3f", i, results[-1].score)
-    best = max(results, key=lambda t: t.score)  # max keeps the first of equal scores
-    return SearchResult(results, best)
+        start = 0
+        for i, group in enumerate(groups):
+            part = slice(start, start + len(group))
+            start += len(group)
+            table[i].append(score(reached[part], best[part], shown[part]) if group else (math.nan,) * 3)
+        log.debug("optvis search trial %d scored", trial)
+    results = []
+    for row in table:
+        scores = [float(s[0]) for s in row]
+        valid = [k for k, s in enumerate(scores) if s == s]
+        results.append(GroupSearch(scores, [float(s[1]) for s in row], [float(s[2]) for s in row],
+                                   max(valid, key=lambda k: scores[k]) if valid else -1))
+    return SearchResult(settings, results)

@@ -4,7 +4,6 @@ prove it wrote (each recorded with its content hash in the site marker), never f
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from reportgen import __version__
-from reportgen.cache import SITE_MARKER, pid_alive
+from reportgen.cache import SITE_MARKER, file_sha256, pid_alive
 from reportgen.errors import SiteError
 
 log = logging.getLogger("reportgen")
@@ -71,7 +70,7 @@ def publish(staging: Path, out: Path) -> None:
     """
     check_output_dir(out)  # also here, so no caller can publish over a foreign or unknown folder
     owned = read_marker(out) if (out / MARKER).is_file() else {}
-    new = {p.relative_to(staging).as_posix(): _sha256(p) for p in sorted(staging.rglob("*"))
+    new = {p.relative_to(staging).as_posix(): file_sha256(p) for p in sorted(staging.rglob("*"))
            if p.is_file() and not p.is_symlink()}
     (staging / MARKER).write_text(json.dumps({"generator": f"reportgen {__version__}", "format": 2, "files": new},
                                              indent=1))
@@ -108,17 +107,9 @@ def _in_site(filename: str | None, staging: Path, out: Path) -> str:
     return "" if path == staging or path.name.startswith(f".{out.name}.") else str(path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _proven(path: Path, rel: str, owned: dict[str, str]) -> bool:
     """True when `path` is a regular file (not a link) whose content is what a build recorded writing."""
-    return not path.is_symlink() and path.is_file() and rel in owned and _sha256(path) == owned[rel]
+    return not path.is_symlink() and path.is_file() and rel in owned and file_sha256(path) == owned[rel]
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path, bool]]:

@@ -276,24 +276,31 @@ def test_jitter_is_drawn_per_row_and_rolls_each_row_by_its_own_shift() -> None:
         assert torch.equal(rolled[row], expected)
 
 
-def test_random_search_is_deterministic_and_returns_every_trial(trained: nn.Module,
-                                                                  real_images: torch.Tensor) -> None:
-    sample = _live(trained, real_images, "conv3.relu", 3)
-    maxima = unit_maxima(trained, real_images, sample)
+def test_random_search_is_deterministic_and_scores_each_group_on_its_own_units(trained: nn.Module,
+                                                                                real_images: torch.Tensor) -> None:
+    conv = _live(trained, real_images, "conv3.relu", 3)
+    fc = _live(trained, real_images, "fc5.relu", 2)
+    maxima = [unit_maxima(trained, real_images, conv), unit_maxima(trained, real_images, fc)]
     kw = {"input_shape": SHAPE, "mean": MEAN, "std": STD, "maxima": maxima, "base": replace(FAST, steps=6)}
-    first = search(trained, sample, 4, seed=11, **kw)
-    again = search(trained, sample, 4, seed=11, **kw)
-    assert [t.settings for t in first.trials] == [t.settings for t in again.trials]
-    assert [t.score for t in first.trials] == [t.score for t in again.trials]
-    assert len(first.trials) == 4 and first.best.score == max(t.score for t in first.trials)
-    assert len({t.settings for t in first.trials}) == 4
+    first = search(trained, [conv, fc], 4, seed=11, **kw)
+    again = search(trained, [conv, fc], 4, seed=11, **kw)
+    assert first == again and len(first.trials) == 4 and len(set(first.trials)) == 4
     space = SearchSpace()
-    for trial in first.trials:
-        s = trial.settings
+    for s in first.trials:
         assert space.lr[0] <= s.lr <= space.lr[1] and s.steps == 6 and s.param in space.params
         assert s.decay == 0 or space.decay[0] <= s.decay <= space.decay[1]
-        assert 0 <= trial.median_hf <= 1 and trial.score <= 2
-    other = search(trained, sample, 4, seed=12, **kw)
-    assert [t.settings for t in other.trials] != [t.settings for t in first.trials]
+    for group in first.groups:
+        assert len(group.scores) == 4 and group.best == max(range(4), key=lambda k: group.scores[k])
+        assert all(0 <= hf <= 1 for hf in group.hf) and max(group.scores) <= 2
+    # a group scored alone gets the scores it gets beside the other: rows of a batch are independent
+    alone = search(trained, [conv], 4, seed=11, **{**kw, "maxima": maxima[:1]})
+    assert alone.trials == first.trials
+    np.testing.assert_allclose(alone.groups[0].scores, first.groups[0].scores, rtol=1e-5)
+    other = search(trained, [conv, fc], 4, seed=12, **kw)
+    assert other.trials != first.trials
+    # a group with no unit scores nothing and keeps no trial
+    empty = search(trained, [conv, []], 2, seed=0, **{**kw, "maxima": [maxima[0], UnitMaxima(torch.zeros(0),
+                                                                                             torch.zeros(0))]})
+    assert empty.groups[1].best == -1 and all(v != v for v in empty.groups[1].scores)
     with pytest.raises(ValueError, match="no unit of the sample is active"):
-        search(trained, sample, 1, seed=0, **{**kw, "maxima": UnitMaxima(torch.zeros(3), torch.zeros(3))})
+        search(trained, [conv], 1, seed=0, **{**kw, "maxima": [UnitMaxima(torch.zeros(3), torch.zeros(3))]})

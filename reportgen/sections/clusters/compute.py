@@ -1,8 +1,8 @@
 """Clusterings of test images: layer descriptors, a 2D t-SNE map, its grid snapping and nearest neighbours.
 
-Compute only (numpy, torch, scipy, scikit-learn, openTSNE); drawing lives in `imagemap.py`.
+Compute only (numpy, torch, scipy, scikit-learn, openTSNE); drawing lives in `draw.py`.
 
-- `descriptors`: one layer's outputs (flattened) for a batch of uint8 images, the vectors the map and
+- `layer_outputs`: layers' outputs (flattened) for a batch of uint8 images, the vectors the map and
   the neighbours are computed from (the write-up used Model II's first FC layer).
 - `tsne`: a seeded 2D embedding; openTSNE or scikit-learn, whichever measured faster for the size.
 - `grid_assign`: one image per grid cell, as close to its t-SNE position as possible; exact with a
@@ -31,7 +31,7 @@ from torch import nn
 
 from reportgen.cache import Artifact
 from reportgen.errors import SettingError
-from reportgen.nets.checkpoint import load_model
+from reportgen.nets.checkpoint import Normalizer, load_model
 from reportgen.nets.data import SPLITS, Dataset
 from reportgen.nets.layers import LayerError, find_layer, unit_layers
 from reportgen.optvis.hooks import capture, eval_mode, forward_to
@@ -56,34 +56,22 @@ _CHUNK_PAIRS = 1 << 24
 _SPARE = 8
 
 
-def descriptors(model: nn.Module, images: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                layer_path: str, batch_size: int = 256) -> np.ndarray:
-    """float32 (N, D): the output of module `layer_path` for uint8 NHWC `images`, flattened per image.
-
-    Images are normalized the way training saw them: to [0, 1], then per channel (x - mean) / std.
-    The model runs in eval mode without gradients; each module's own train/eval flag is restored.
-    """
-    return layer_outputs(model, images, mean, std, [layer_path], batch_size, probabilities=False)[0][layer_path]
-
-
 def layer_outputs(model: nn.Module, images: np.ndarray, mean: Sequence[float], std: Sequence[float],
                   paths: Sequence[str], batch_size: int = 256,
                   probabilities: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """({path: float32 (N, D) flattened outputs}, softmax probabilities (N, classes)) in one pass.
-
-    As `descriptors`, for several modules at once; with `probabilities` the whole network runs and
-    its output's softmax comes back too (else the pass stops after the last of `paths`).
-    """
+    """({path: float32 (N, D) outputs of each module, flattened per image}, softmax probabilities
+    (N, classes)) for uint8 NHWC `images`, in one pass: the descriptors the map and the neighbours are
+    computed from. Images are normalized the way training saw them: to [0, 1], then per channel
+    (x - mean) / std. The model runs in eval mode without gradients; each module's own train/eval
+    flag is restored. With `probabilities` the whole network runs and its output's softmax comes back
+    too (else the pass stops after the last of `paths`)."""
     reference = next(model.parameters(), None)
-    device = reference.device if reference is not None else torch.device("cpu")
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    norm = Normalizer(mean, std, reference.device if reference is not None else torch.device("cpu"))
     out: dict[str, list[np.ndarray]] = {p: [] for p in paths}
     probs: list[np.ndarray] = []
     with eval_mode(model), torch.no_grad():
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-            x = (batch.permute(0, 3, 1, 2).float() / 255.0 - mean_t) / std_t
+            x = norm.images(np.ascontiguousarray(images[start:start + batch_size]))
             if probabilities:
                 with capture(model, list(paths)) as seen:
                     logits = model(x)

@@ -11,10 +11,12 @@ crop. Writes npz + json only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,21 +31,11 @@ from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
 from reportgen.optvis import DEFAULT_CHUNK_SIZE, SearchSpace, Settings, Unit, UnitMaxima, render, unit_maxima
-from reportgen.optvis.search import score
+from reportgen.optvis.search import SearchResult, search
 from reportgen.progress import track
 
 log = logging.getLogger("reportgen")
 RECORDS = ("start", "reached", "best", "peak", "flat")
-
-
-@dataclass(frozen=True)
-class LayerSearch:
-    """How each trial scored on one layer's sample (NaN where the layer had no live unit to score)."""
-
-    scores: list[float]
-    ratios: list[float]
-    hf: list[float]
-    best: int              # index of the chosen trial; -1: no live unit, the base settings were used
 
 
 def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,
@@ -79,11 +71,12 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
     base = Settings(steps=cfg.steps, reduce=cfg.objective,
                     param="fourier" if cfg.parameterization == "search" else cfg.parameterization)
     space = SearchSpace(params=("pixel", "fourier") if cfg.parameterization == "search" else (cfg.parameterization,))
-    trials, searches = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size)
+    searched = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size)
+    trials, searches = searched.trials, searched.groups
     clock["search"] = time.perf_counter()
 
     chosen = [trials[s.best] if s.best >= 0 else base for s in searches]
-    arrays: dict[str, np.ndarray] = {}
+    results = []
     for i, (layer, settings) in enumerate(track(list(zip(layers, chosen, strict=True)), desc="preferred inputs",
                                                 unit="layer")):
         seeds = cfg.class_seeds if i == len(layers) - 1 else 1
@@ -92,13 +85,15 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
         rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
                            seed=[cfg.seed + s for _ in range(layer.units) for s in range(seeds)],
                            chunk_size=chunk_size, maxima=UnitMaxima(*repeat))
-        arrays[f"images_{i}"] = rendering.display.reshape(layer.units, seeds, *rendering.display.shape[1:])
         records = rendering.records
-        arrays[f"start_{i}"] = np.array([r.start for r in records], np.float32).reshape(layer.units, seeds)
-        arrays[f"reached_{i}"] = np.array([r.reached for r in records], np.float32).reshape(layer.units, seeds)
-        arrays[f"flat_{i}"] = np.array([r.flat for r in records], bool).reshape(layer.units, seeds)
-        arrays[f"best_{i}"] = per_layer[i].best.float().numpy()
-        arrays[f"peak_{i}"] = per_layer[i].peak.float().numpy()
+        per_unit = (layer.units, seeds)
+        results.append(LayerInputs(
+            images=rendering.display.reshape(*per_unit, *rendering.display.shape[1:]),
+            start=np.array([r.start for r in records], np.float32).reshape(per_unit),
+            reached=np.array([r.reached for r in records], np.float32).reshape(per_unit),
+            flat=np.array([r.flat for r in records], bool).reshape(per_unit),
+            best=per_layer[i].best.float().numpy(), peak=per_layer[i].peak.float().numpy()))
+    arrays = PreferredInputs.arrays(results)
     clock["render"] = time.perf_counter()
     np.savez_compressed(folder / "preferred.npz", **arrays)
 
@@ -139,41 +134,19 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,
             space: SearchSpace, shape: tuple[int, int, int], mean: list[float], std: list[float],
-            chunk_size: int) -> tuple[list[Settings], list[LayerSearch]]:
-    """Random search (Bergstra and Bengio 2012): each trial renders one sample of units from every layer
-    at once, and each layer is scored on its own units (`optvis.search.score`) and keeps its best trial,
-    so trials cost one batched render for all layers instead of one per layer."""
+            chunk_size: int) -> SearchResult:
+    """Random search (Bergstra and Bengio 2012, `optvis.search`) on a sample of each layer's live units:
+    a dead unit has no test-image activation to compare a reconstruction with."""
     rng = random.Random(cfg.seed)
     samples = []
     for m in maxima:
         live = [int(i) for i in torch.nonzero(m.best > 0).flatten()]
-        # live units first: a dead unit has no test-image activation to compare a reconstruction with
         samples.append(sorted(rng.sample(live, min(cfg.search_units, len(live)))))
-    units_ = [Unit(layer.path, i) for layer, sample in zip(layers, samples, strict=True) for i in sample]
-    best = torch.cat([m.best[s] for m, s in zip(maxima, samples, strict=True)])
-    peak = torch.cat([m.peak[s] for m, s in zip(maxima, samples, strict=True)])
-    draws = random.Random(cfg.seed + 1)
-    trials = [space.draw(draws, base) for _ in range(cfg.trials)]
-    table = [[] for _ in layers]
-    for settings in track(trials, desc="regularizer search", unit="trial"):
-        if not units_:
-            break
-        rendering = render(net, units_, shape, mean=mean, std=std, settings=settings, seed=cfg.seed,
-                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak))
-        reached = torch.tensor([r.reached for r in rendering.records])
-        shown = torch.from_numpy(rendering.display).permute(0, 3, 1, 2).float() / 255
-        start = 0
-        for i, sample in enumerate(samples):
-            part = slice(start, start + len(sample))
-            start += len(sample)
-            table[i].append(score(reached[part], best[part], shown[part]) if sample else (np.nan,) * 3)
-    searches = []
-    for row in table:
-        scores = [float(s[0]) for s in row]
-        valid = [k for k, s in enumerate(scores) if s == s]
-        searches.append(LayerSearch(scores, [float(s[1]) for s in row], [float(s[2]) for s in row],
-                                    max(valid, key=lambda k: scores[k]) if valid else -1))
-    return trials, searches
+    groups = [[Unit(layer.path, i) for i in sample] for layer, sample in zip(layers, samples, strict=True)]
+    sampled = [UnitMaxima(m.best[s], m.peak[s]) for m, s in zip(maxima, samples, strict=True)]
+    return search(net, groups, cfg.trials, cfg.seed, input_shape=shape, mean=mean, std=std, maxima=sampled,
+                  base=base, space=space, chunk_size=chunk_size,
+                  progress=lambda trials: track(trials, desc="regularizer search", unit="trial"))
 
 
 def _crop(layer: UnitLayer, fields: dict[str, Any], shape: tuple[int, int, int], objective: str) -> list[int] | None:
@@ -226,11 +199,55 @@ def incoming_weights(net: nn.Module, layers: list[UnitLayer], in_channels: int) 
     return out
 
 
-def read(artifact: Artifact) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(summary json, per-unit arrays, weights) of a preferred-stage artifact."""
+@dataclass(frozen=True)
+class LayerInputs:
+    """One layer's preferred inputs and what they reached, per unit (rows) and noise seed (columns)."""
+
+    images: np.ndarray    # uint8 (units, seeds, H, W, C), as readers see them
+    start: np.ndarray     # (units, seeds) the objective on the starting noise
+    reached: np.ndarray   # (units, seeds) the objective on the final image
+    flat: np.ndarray      # (units, seeds) bool: not raised above the start
+    best: np.ndarray      # (units,) the objective's best over the test images
+    peak: np.ndarray      # (units,) the largest activation of any of the unit's neurons on a test image
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Units never active on a test image."""
+        return self.peak <= 0
+
+    @property
+    def flagged(self) -> np.ndarray:
+        """Units whose picture is not a result: dead, or flat on the first seed."""
+        return self.dead | self.flat[:, 0]
+
+    def ratios(self) -> np.ndarray:
+        """reached / best test-image activation of the live units (first seed)."""
+        live = self.best > 0
+        return self.reached[live, 0] / self.best[live]
+
+
+@dataclass(frozen=True)
+class PreferredInputs:
+    """A preferred-stage artifact as its readers see it: preferred.json, preferred.npz, weights.npz."""
+
+    summary: dict[str, Any]
+    layers: list[LayerInputs]
+    weights: dict[str, np.ndarray]
+
+    @staticmethod
+    def arrays(layers: Sequence[LayerInputs]) -> dict[str, np.ndarray]:
+        """The npz entries of `layers`: `<field>_<layer index>`."""
+        return {f"{f.name}_{i}": getattr(layer, f.name) for i, layer in enumerate(layers)
+                for f in dataclasses.fields(LayerInputs)}
+
+
+def read(artifact: Artifact) -> PreferredInputs:
+    """A preferred-stage artifact's summary, per-layer arrays and weights."""
     summary = json.loads(artifact.file("preferred.json").read_text())
     with np.load(artifact.file("preferred.npz")) as arrays, np.load(artifact.file("weights.npz")) as weights:
-        return summary, dict(arrays), dict(weights)
+        layers = [LayerInputs(**{f.name: arrays[f"{f.name}_{i}"] for f in dataclasses.fields(LayerInputs)})
+                  for i in range(len(summary["layers"]))]
+        return PreferredInputs(summary, layers, dict(weights))
 
 
 def keyed(cfg: PreferredConfig) -> PreferredConfig:

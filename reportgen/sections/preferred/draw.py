@@ -48,11 +48,12 @@ class Node:
 
 def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Artifact) -> dict[str, Any]:
     """Draw one model's section-2 pictures; `params` = {"key": model key, "edges": per unit, "fps": movie}."""
-    summary, arrays, weights = read(computed)
+    result = read(computed)
+    summary, weights = result.summary, result.weights
     out = folder / "preferred" / params["key"]
     out.mkdir(parents=True)
     layers = summary["layers"]
-    tiles = [layer_tiles(arrays[f"images_{i}"], layer["box"]) for i, layer in enumerate(layers)]
+    tiles = [layer_tiles(inputs.images, layer["box"]) for inputs, layer in zip(result.layers, layers, strict=True)]
     sheets = []
     for i, layer in enumerate(layers):
         name = f"sheet-{i}-{_slug(layer['name'])}.png"
@@ -65,7 +66,7 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
     class_units(tiles[-1], summary["class_names"], out / "class-units.png")
     if "filters" in weights:
         filters_image(weights["filters"], out / "filters.png")
-    flagged = [_flags(arrays, i) for i in range(len(layers))]
+    flagged = [inputs.flagged for inputs in result.layers]
     graph = layout(weights["input"], [layer["name"] for layer in layers], [layer["units"] for layer in layers],
                    flagged)
     edges = strongest_edges(weights, len(layers), params["edges"])
@@ -85,11 +86,6 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-") or "layer"
-
-
-def _flags(arrays: dict[str, np.ndarray], i: int) -> np.ndarray:
-    """Units that are dead (never active on a test image) or flat (not raised above the start), per unit."""
-    return (arrays[f"peak_{i}"] <= 0) | arrays[f"flat_{i}"][:, 0]
 
 
 def layer_tiles(images: np.ndarray, box: list[int] | None) -> np.ndarray:

@@ -13,7 +13,7 @@ from reportgen.cache import Artifact
 from reportgen.config import PreferredConfig
 from reportgen.drawing.colors import hot_colormap
 from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Picture, Section, atlas_path
-from reportgen.sections.preferred.compute import read
+from reportgen.sections.preferred.compute import PreferredInputs, read
 from reportgen.sections.preferred.draw import EDGE_LOW
 
 SHOWN = 84          # an atlas picture's longest side, CSS pixels
@@ -25,27 +25,21 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
     """The Section record of the post's section 2."""
     contexts, pages, panels = [], [], []
     for model, comp, draw in zip(models, computed, drawn, strict=True):
-        summary, arrays, weights = read(comp)
+        result = read(comp)
+        summary, weights = result.summary, result.weights
         graph = json.loads(draw.file(f"preferred/{model.key}/graph.json").read_text())
         folder = f"figures/preferred/{model.key}/"
-        contexts.append(_model_context(model, summary, arrays, graph, folder))
+        contexts.append(_model_context(model, result, graph, folder))
         contexts[-1]["filter_size"] = list(weights["filters"].shape[2:]) if "filters" in weights else None
         pages.append(Page(f"graph/{model.key}.html", "unitgraph.html",
                           {"graph": _graph_page(model, summary, graph, folder)}))
-        panels += _panels(model, summary, arrays, graph, folder)
+        panels += _panels(model, result, graph, folder)
     first = json.loads(computed[0].file("preferred.json").read_text()) if computed else {}
     context = {"models": contexts, "steps": cfg.steps, "trials": cfg.trials, "search_units": cfg.search_units,
                "class_seeds": cfg.class_seeds, "objective": cfg.objective, "parameterization": cfg.parameterization,
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
                "class_names": first.get("class_names", [])}
     return Section("preferred", context, pages, list(drawn), panels)
-
-
-def _ratios(arrays: dict[str, np.ndarray], i: int) -> np.ndarray:
-    """reached / best test-image activation of the live units of layer i (first seed)."""
-    best = arrays[f"best_{i}"]
-    live = best > 0
-    return arrays[f"reached_{i}"][live, 0] / best[live]
 
 
 def _settings_row(settings: dict[str, Any]) -> dict[str, str]:
@@ -61,20 +55,20 @@ def _settings_row(settings: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _model_context(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.ndarray],
-                   graph: dict[str, Any], folder: str) -> dict[str, Any]:
+def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], folder: str) -> dict[str, Any]:
+    summary = result.summary
     layers = []
     all_ratios = []
-    for i, layer in enumerate(summary["layers"]):
-        dead = int((arrays[f"peak_{i}"] <= 0).sum())
-        flat = int(arrays[f"flat_{i}"][:, 0].sum())
-        ratios = _ratios(arrays, i)
+    for layer, inputs in zip(summary["layers"], result.layers, strict=True):
+        dead = int(inputs.dead.sum())
+        flat = int(inputs.flat[:, 0].sum())
+        ratios = inputs.ratios()
         all_ratios += ratios.tolist()
         scores = [s for s in layer["search"]["scores"] if s == s]
         best = layer["search"]["best"]
         layers.append({
             "name": layer["name"], "units": layer["units"], "dead": dead, "flat": flat,
-            "flagged": int(((arrays[f"peak_{i}"] <= 0) | arrays[f"flat_{i}"][:, 0]).sum()),
+            "flagged": int(inputs.flagged.sum()),
             "live": int(len(ratios)),
             "ratio_median": float(np.median(ratios)) if len(ratios) else None,
             "beyond_best": int((ratios >= 1).sum()),
@@ -109,12 +103,11 @@ def _tile(sheet: dict[str, Any], k: int) -> tuple[tuple[int, int, int, int], tup
     return (col * w, row * h, w, h), (sheet["size"][0], sheet["size"][1])
 
 
-def _panels(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.ndarray], graph: dict[str, Any],
-            folder: str) -> list[AtlasPanel]:
+def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], folder: str) -> list[AtlasPanel]:
     """One panel per unit: its reconstruction(s) as tiles of the layer's sheet, the activation reached
     against its start and its best test image, and a flag where the picture is not a result."""
     panels = []
-    for i, layer in enumerate(summary["layers"]):
+    for i, (layer, inputs) in enumerate(zip(result.summary["layers"], result.layers, strict=True)):
         sheet = graph["sheets"][i]
         w, h = sheet["tile"]
         scale = max(1, round(SHOWN / max(w, h)))
@@ -126,9 +119,7 @@ def _panels(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.nd
                 which = f", noise seed {s + 1} of {seeds}" if seeds > 1 else ""
                 pictures.append(Picture(folder + sheet["file"], f"Preferred input of {layer['name']} unit {u}{which}",
                                         w * scale, h * scale, tile=tile, sheet=size))
-            reached = arrays[f"reached_{i}"][u]
-            start = arrays[f"start_{i}"][u]
-            best = float(arrays[f"best_{i}"][u])
+            reached, start, best = inputs.reached[u], inputs.start[u], float(inputs.best[u])
             facts = [f"Activation reached: {', '.join(f'{r:.3g}' for r in reached)} "
                      f"(from {', '.join(f'{s:.3g}' for s in start)} on the starting noise)",
                      f"Best test image: {best:.3g}"
@@ -138,9 +129,9 @@ def _panels(model: ModelRecord, summary: dict[str, Any], arrays: dict[str, np.nd
                 facts.append(f"Shown: the {bottom - top}×{right - left}-pixel receptive field of the channel's "
                              "centre neuron")
             flags = []
-            if arrays[f"peak_{i}"][u] <= 0:
+            if inputs.dead[u]:
                 flags.append("dead: never active on a test image")
-            if arrays[f"flat_{i}"][u, 0]:
+            if inputs.flat[u, 0]:
                 flags.append("flat: not raised above its start, so the picture is not a result")
             panels.append(AtlasPanel(model.key, layer["name"], u,
                                      "Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} noise seeds)",

@@ -31,15 +31,14 @@ from reportgen.config import ResponsesConfig
 from reportgen.errors import DataError
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
-from reportgen.nets.layers import LayerError, receptive_box, receptive_fields
+from reportgen.nets.layers import LayerError, receptive_fields
 from reportgen.sections.responses.recording import (
     class_accuracy,
     class_preferences,
-    gradient_image,
-    guided_backprop,
     measured_claims,
-    normalize,
     record_responses,
+    top_patch_boxes,
+    top_patch_gradients,
     unit_groups,
 )
 
@@ -169,20 +168,11 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         wanted = {(u, j) for u in sample for j in range(rec.k)}
         wanted |= {(u, j) for u in range(layer.units) for j in range(settings["atlas_gradients"])}
         rows = sorted((u, j) for u, j in wanted if layer.top_image[u, j] >= 0)
-        grads = np.zeros((len(rows), side, side, images.shape[3]), np.uint8)
-        for s in range(0, len(rows), 256):
-            chunk = rows[s:s + 256]
-            units = [u for u, _ in chunk]
-            x = normalize(images[[layer.top_image[u, j] for u, j in chunk]], mean, std, device)
-            positions = [tuple(int(v) for v in layer.top_pos[u, j]) for u, j in chunk]
-            g = guided_backprop(trained.network, x, layer.path, units, positions)
-            grads[s:s + len(chunk)] = [gradient_image(one) for one in g]
         gradients[f"grad_rows{i}"] = np.asarray(rows, np.int64).reshape(-1, 2)
-        gradients[f"grads{i}"] = grads
+        gradients[f"grads{i}"] = top_patch_gradients(trained.network, layer, rows, images, mean, std)
+        boxes = top_patch_boxes(rf, layer, side) if rf is not None and layer.kind == "conv" else None
         layers_info.append({"name": layer.name, "kind": layer.kind, "units": layer.units,
-                            "shape": list(layer.shape), "rf": size,
-                            "rf_box": _boxes(rf, layer, side) if rf is not None and layer.kind == "conv" else None,
-                            "sample": sample})
+                            "shape": list(layer.shape), "rf": size, "rf_box": boxes, "sample": sample})
     timings["gradients"] = time.perf_counter() - start
     arrays.update(gradients)
     np.savez(folder / "frames.npz", **arrays)
@@ -210,12 +200,6 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
     (folder / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=True))
     log.info("responses: pass %.1fs, guided backprop %.1fs", timings["pass"], timings["gradients"])
     return {"seconds": {k: round(v, 2) for k, v in timings.items()}}
-
-
-def _boxes(rf: Any, layer: Any, side: int) -> list[list[list[int]]]:
-    """(units, k, 4) receptive-field boxes (top, left, bottom, right) of each unit's top images."""
-    return [[list(receptive_box(rf, tuple(int(v) for v in pos), (side, side))) for pos in unit]
-            for unit in layer.top_pos]
 
 
 def _preferences(rec: Any, layer: str) -> dict[str, Any]:

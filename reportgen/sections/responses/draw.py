@@ -24,7 +24,7 @@ from reportgen.drawing.text import text_sprite
 from reportgen.drawing.video import accelerating_durations, write_mp4
 from reportgen.nets.data import Dataset
 from reportgen.sections.responses.compute import load_frames, load_summary
-from reportgen.sections.responses.frames import ResponseMovie, layer_ranges
+from reportgen.sections.responses.frames import response_frames
 
 GREY = (150, 150, 150)       # a unit that did not activate
 EMPTY = (230, 230, 230)      # no image: padding of a clipped crop, a missing gradient
@@ -79,11 +79,8 @@ def _probs(computed: Artifact) -> tuple[np.ndarray, np.ndarray]:
 def _movie(path: Path, summary: dict[str, Any], images: np.ndarray, probs_labels: tuple[np.ndarray, np.ndarray],
            indices: Sequence[int], rows: list[np.ndarray], title: str) -> dict[str, Any]:
     """One response movie: a frame per image, colours normalized per layer over this movie's frames."""
-    probs, labels = probs_labels
     layers = [(layer["name"], layer["units"]) for layer in summary["layers"]]
-    movie = ResponseMovie(layers, summary["classes"], images.shape[1:], layer_ranges(rows), title=title)
-    values = np.concatenate(rows, axis=1)
-    frames = (movie.frame(images[i], probs[i], values[r], int(labels[i])) for r, i in enumerate(indices))
+    _, frames = response_frames(layers, summary["classes"], images, *probs_labels, indices, rows, title=title)
     info = write_mp4(frames, path, accelerating_durations(len(indices), FIRST, LAST), path.with_suffix(".png"),
                      fps=FPS)
     return {"frames": info.inputs, "encoded": info.frames, "width": info.size[0], "height": info.size[1],

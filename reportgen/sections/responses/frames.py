@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reportgen.drawing.colors import BACKGROUND, MUTED, hot_colormap
 from reportgen.drawing.text import text_sprite
-
-if TYPE_CHECKING:  # drawing a frame needs no torch
-    from reportgen.sections.responses.recording import Responses
 
 BAR = (110, 140, 200)
 BAR_TRUE = (120, 200, 120)
@@ -169,18 +165,17 @@ def _blit(out: np.ndarray, sprite: np.ndarray, y: int, x: int) -> None:
         out[y:y + h, x:x + w] = sprite[:h, :w]
 
 
-def response_frames(responses: Responses, images: np.ndarray, *, title: str = "",
-                    layers: Sequence[str] | None = None, **layout: int) -> tuple[ResponseMovie, Iterator[np.ndarray]]:
-    """A composer and the frames of `responses`' kept images, in the order they were kept (the movie's
-    order), with colour ranges from those frames; `images` are the test images the recording indexed."""
-    chosen = [responses.layer(n) for n in layers] if layers is not None else responses.layers
-    kept = [layer.kept_units for layer in chosen]
-    movie = ResponseMovie([(layer.name, layer.units) for layer in chosen], responses.class_names,
-                          images.shape[1:], layer_ranges(kept), title=title, **layout)
-    values = np.concatenate(kept, axis=1) if kept else np.zeros((len(responses.keep), 0), np.float32)
+def response_frames(layers: Sequence[tuple[str, int]], class_names: Sequence[str], images: np.ndarray,
+                    probs: np.ndarray, labels: np.ndarray, indices: Sequence[int], rows: Sequence[np.ndarray], *,
+                    title: str = "", **layout: int) -> tuple[ResponseMovie, Iterator[np.ndarray]]:
+    """A composer and one frame per test image in `indices`, in that order (the movie's); `rows[i]` is
+    layer i's (frames, units) responses to those images, and each layer's colours span its range over
+    these frames, so one colour means one activation in every frame of the movie."""
+    movie = ResponseMovie(list(layers), class_names, images.shape[1:], layer_ranges(rows), title=title, **layout)
+    values = np.concatenate(rows, axis=1) if len(rows) else np.zeros((len(indices), 0), np.float32)
 
     def frames() -> Iterator[np.ndarray]:
-        for row, index in enumerate(responses.keep.tolist()):
-            yield movie.frame(images[index], responses.probs[index], values[row], int(responses.labels[index]))
+        for row, index in enumerate(indices):
+            yield movie.frame(images[index], probs[index], values[row], int(labels[index]))
 
     return movie, frames()

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reportgen.nets.checkpoint import Normalizer
 from reportgen.nets.layers import (
     LayerError,
     ReceptiveField,
@@ -42,7 +43,7 @@ from reportgen.nets.layers import (
     receptive_box,
     unit_layers,
 )
-from reportgen.optvis.hooks import first_tensor, forward_to
+from reportgen.optvis.hooks import eval_mode, first_tensor, forward_to, relus_replaced
 
 FORMAT = "reportgen.responses/1"
 DEFAULT_K = 9
@@ -248,14 +249,6 @@ def _device(model: nn.Module) -> torch.device:
     return reference.device if reference is not None else torch.device("cpu")
 
 
-def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float], device: torch.device) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW, (x / 255 - mean) / std per channel."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255)
-    m = torch.tensor(list(mean), device=device, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(list(std), device=device, dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - m) / s
-
-
 def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: Sequence[float],
                      std: Sequence[float], *, class_names: Sequence[str],
                      layers: Sequence[UnitLayer | str] | None = None, k: int = DEFAULT_K,
@@ -279,10 +272,8 @@ def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, m
     keep_idx = np.asarray(keep, dtype=np.int64).reshape(-1)
     if len(keep_idx) and (keep_idx.min() < 0 or keep_idx.max() >= len(images)):
         raise ValueError(f"kept image indices must lie in 0..{len(images) - 1}")
-    device = _device(model)
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
+    norm = Normalizer(mean, std, _device(model))
+    with eval_mode(model):
         targets = _resolve(model, (images.shape[3], images.shape[1], images.shape[2]), layers)
         accumulators = [_Accumulator(layer, k, classes, keep_idx) for layer in targets]
         batch: dict[str, Any] = {}
@@ -305,16 +296,13 @@ def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, m
                     batch["onehot"] = np.eye(classes)[labels[start:stop]]
                     for acc in accumulators:
                         acc.done = False
-                    out = first_tensor(model(normalize(images[start:stop], mean, std, device)))
+                    out = first_tensor(model(norm.images(images[start:stop])))
                     probs.append(torch.softmax(out.float().reshape(len(out), -1), dim=1).cpu().numpy())
                     if progress is not None:
                         progress(stop)
         finally:
             for handle in handles:
                 handle.remove()
-    finally:
-        for m, training in modes.items():
-            m.training = training
     counts = np.bincount(labels, minlength=classes)
     outputs = probs[0].shape[1] if probs else classes
     return Responses([acc.finish(counts) for acc in accumulators], tuple(class_names), labels,
@@ -358,18 +346,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int |
         raise ValueError(f"mode must be 'guided' or 'deconv', not {mode!r}")
     single = x.dim() == 3
     inputs = (x.unsqueeze(0) if single else x).detach().clone().requires_grad_(True)
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    modes = {m: m.training for m in model.modules()}
-    inplace = {m: m.inplace for m in relus}
-
-    def replace(_module: nn.Module, args: Any, _output: Any) -> torch.Tensor:
-        return _GuidedReLU.apply(args[0], mode == "deconv")
-
-    handles = [m.register_forward_hook(replace) for m in relus]
-    try:
-        model.eval()
-        for m in relus:
-            m.inplace = False  # an in-place ReLU would leave its own backward (the forward mask) in the graph
+    with eval_mode(model), relus_replaced(model, lambda v: _GuidedReLU.apply(v, mode == "deconv")):
         out = forward_to(model, inputs, [path], grad=True)[path]
         rows = torch.arange(len(inputs))
         channels = torch.as_tensor(channel, dtype=torch.long, device=out.device).reshape(-1).expand(len(inputs))
@@ -385,13 +362,6 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int |
         else:
             target = out.reshape(len(out), -1)[rows, channels]
         (grad,) = torch.autograd.grad(target.sum(), inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, flag in inplace.items():
-            m.inplace = flag
-        for m, training in modes.items():
-            m.training = training
     result = grad.detach().cpu().numpy().astype(np.float32)
     return result[0] if single else result
 
@@ -403,24 +373,27 @@ def gradient_image(grad: np.ndarray) -> np.ndarray:
     return np.round(np.clip(unit, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
-def top_patches(model: nn.Module, responses: Responses, layer: str, channel: int, images: np.ndarray,
-                mean: Sequence[float], std: Sequence[float], rf: ReceptiveField | None = None,
-                mode: str = "guided") -> tuple[np.ndarray, np.ndarray]:
-    """For one channel's top-k test images: their boxes (k, 4: top, left, bottom, right) in the input,
-    clipped to the image (the whole image without `rf`), and their guided-backprop / deconvnet
-    gradients (k, C, H, W) at the recorded peak positions. Rows with no image (-1) are all zeros."""
-    rec = responses.layer(layer)
-    found = rec.top_image[channel] >= 0
-    indices, positions = rec.top_image[channel][found], rec.top_pos[channel][found]
-    h, w = images.shape[1:3]
-    boxes = np.zeros((responses.k, 4), np.int64)
-    grads = np.zeros((responses.k, images.shape[3], h, w), np.float32)
-    for row, pos in enumerate(positions):
-        boxes[row] = receptive_box(rf, tuple(pos), (h, w)) if rf is not None else (0, 0, h, w)
-    if len(indices):
-        x = normalize(images[indices], mean, std, _device(model))
-        grads[:len(indices)] = guided_backprop(model, x, rec.path, channel, [tuple(p) for p in positions], mode)
-    return boxes, grads
+def top_patch_boxes(rf: ReceptiveField, layer: LayerResponses, side: int) -> list[list[list[int]]]:
+    """(units, k, 4) boxes (top, left, bottom, right) in the input that each unit's top images are seen
+    through at their recorded peak positions, clipped to the image."""
+    return [[list(receptive_box(rf, tuple(int(v) for v in pos), (side, side))) for pos in unit]
+            for unit in layer.top_pos]
+
+
+def top_patch_gradients(model: nn.Module, layer: LayerResponses, rows: Sequence[tuple[int, int]], images: np.ndarray,
+                        mean: Sequence[float], std: Sequence[float], batch_size: int = 256) -> np.ndarray:
+    """Guided-backprop pictures (len(rows), H, W, C) uint8 of (unit, rank) rows of one layer's top
+    images, each at its recorded peak position, many units per backward pass."""
+    h, w, c = images.shape[1:]
+    out = np.zeros((len(rows), h, w, c), np.uint8)
+    norm = Normalizer(mean, std, _device(model))
+    for s in range(0, len(rows), batch_size):
+        chunk = rows[s:s + batch_size]
+        x = norm.images(images[[layer.top_image[u, j] for u, j in chunk]])
+        positions = [tuple(int(v) for v in layer.top_pos[u, j]) for u, j in chunk]
+        grads = guided_backprop(model, x, layer.path, [u for u, _ in chunk], positions)
+        out[s:s + len(chunk)] = [gradient_image(one) for one in grads]
+    return out
 
 
 # ---------------------------------------------------------------- class preferences and measured claims

@@ -24,11 +24,12 @@ def test_descriptors_are_the_configured_layer_flattened() -> None:
     layers = unit_layers(model.eval(), (3, 16, 16))
     fc5 = find_layer(layers, "fc5")
     conv2 = find_layer(layers, "conv2")
-    model.train()  # descriptors must not depend on (or change) the mode the caller left the model in
+    model.train()  # outputs must not depend on (or change) the mode the caller left the model in
     images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 
-    got = compute.descriptors(model, images, mean, std, fc5.path, batch_size=2)
+    outputs, probs = compute.layer_outputs(model, images, mean, std, [fc5.path, conv2.path], batch_size=2)
+    got = outputs[fc5.path]
     assert got.dtype == np.float32 and got.shape == (5, fc5.units)
     assert model.training
 
@@ -43,7 +44,11 @@ def test_descriptors_are_the_configured_layer_flattened() -> None:
     handle.remove()
     np.testing.assert_allclose(got, seen["y"].numpy(), rtol=1e-5, atol=1e-5)
 
-    conv = compute.descriptors(model, images, mean, std, conv2.path)
+    conv = outputs[conv2.path]
+    assert probs.shape == (5, 4)
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    stopped, _ = compute.layer_outputs(model, images, mean, std, [conv2.path], probabilities=False)
+    np.testing.assert_allclose(stopped[conv2.path], conv, rtol=1e-5, atol=1e-6)  # the pass that stops early agrees
     assert conv.shape == (5, int(np.prod(conv2.shape)))  # conv maps are flattened (C*H*W)
 
 

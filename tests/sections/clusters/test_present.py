@@ -75,8 +75,8 @@ def test_neighbours_come_from_the_configured_layer_of_the_mapped_model(tiny_conf
     trained = load_model(train.file("checkpoint.pt"), torch.device("cpu"))
     dataset = Dataset.from_artifact(_stage(result, "data"))
     images = dataset.images[saved["rows"]]
-    x = compute.descriptors(trained.network, images, trained.normalizer.mean.flatten().tolist(),
-                              trained.normalizer.std.flatten().tolist(), "fc6.relu")
+    x = compute.layer_outputs(trained.network, images, trained.normalizer.mean.flatten().tolist(),
+                              trained.normalizer.std.flatten().tolist(), ["fc6.relu"])[0]["fc6.relu"]
     assert x.shape == (60, summary["dims"])
     indices, distances = compute.nearest(x, np.arange(len(x)), summary["k"])
     np.testing.assert_array_equal(saved["neighbours"], indices)

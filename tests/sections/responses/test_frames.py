@@ -66,7 +66,10 @@ def test_response_frames_follow_the_kept_order_and_encode(tmp_path: Path) -> Non
                                keep=[4, 1, 5], batch_size=6)
     finally:
         torch.set_num_threads(threads)
-    movie, frames = response_frames(rec, images, title="Model I")
+    movie, frames = response_frames([(layer.name, layer.units) for layer in rec.layers], rec.class_names, images,
+                                    rec.probs, rec.labels, rec.keep.tolist(),
+                                    [layer.kept_units for layer in rec.layers],
+                                    title="Model I")
     frames = list(frames)
     y, x = movie.image_at
     s = movie.scale_by

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from reportgen.nets.architectures import create_model
+from reportgen.nets.checkpoint import Normalizer
 from reportgen.nets.layers import receptive_box, receptive_fields, unit_layers
 from reportgen.optvis.hooks import capture
 from reportgen.sections.responses.recording import (
@@ -21,9 +22,9 @@ from reportgen.sections.responses.recording import (
     gradient_image,
     guided_backprop,
     measured_claims,
-    normalize,
     record_responses,
-    top_patches,
+    top_patch_boxes,
+    top_patch_gradients,
     unit_groups,
 )
 
@@ -59,7 +60,7 @@ def _all_outputs(model: nn.Module, images: np.ndarray, paths: list[str], batch: 
     model.eval()
     for start in range(0, len(images), batch):
         with torch.no_grad(), capture(model, paths) as out:
-            model(normalize(images[start:start + batch], MEAN, STD, torch.device("cpu")))
+            model(Normalizer(MEAN, STD, torch.device("cpu")).images(images[start:start + batch]))
         for p in paths:
             parts[p].append(out[p].numpy().copy())
     return {p: np.concatenate(v) for p, v in parts.items()}
@@ -71,11 +72,11 @@ def test_kept_outputs_equal_a_manual_forward_in_the_order_asked() -> None:
     rec = record_responses(model, images, labels, MEAN, STD, class_names=NAMES, keep=[7, 0, 7], batch_size=5)
     assert model.training and all(not m._forward_hooks for m in model.modules())
     model.eval()
-    x = normalize(images[[7, 0, 7]], MEAN, STD, torch.device("cpu"))
+    x = Normalizer(MEAN, STD, torch.device("cpu")).images(images[[7, 0, 7]])
     with torch.no_grad():
         conv2 = model.conv2.relu(model.conv2.conv(model.conv1(x)))
         fc5 = model.fc5(model.flatten(model.conv4(model.conv3(model.conv2(model.conv1(x))))))
-        logits = model(normalize(images, MEAN, STD, torch.device("cpu")))
+        logits = model(Normalizer(MEAN, STD, torch.device("cpu")).images(images))
     assert np.allclose(rec.layer("conv2").kept, conv2.numpy(), atol=1e-6)
     assert np.allclose(rec.layer("fc5.relu").kept, fc5.numpy(), atol=1e-6)
     assert np.allclose(rec.layer("conv2").kept_units, conv2.numpy().mean(axis=(2, 3)), atol=1e-6)
@@ -203,7 +204,7 @@ def test_any_module_by_path_records_before_a_later_in_place_relu() -> None:
     rec = record_responses(model, images, labels, MEAN, STD, class_names=NAMES, keep=[1], batch_size=4)
     assert [la.name for la in rec.layers] == ["0", "3"]
     with torch.no_grad():
-        conv = model[0](normalize(images[[1]], MEAN, STD, torch.device("cpu")))
+        conv = model[0](Normalizer(MEAN, STD, torch.device("cpu")).images(images[[1]]))
     assert (rec.layer("0").kept < 0).any() and np.allclose(rec.layer("0").kept, conv.numpy(), atol=1e-6)
 
 
@@ -224,7 +225,7 @@ def test_guided_backprop_and_deconvnet_match_hand_computation() -> None:
 
 def test_guided_backprop_stays_inside_the_receptive_field_and_top_patches_use_it() -> None:
     model, (images, labels) = _model(), _data(12, duplicate=False)
-    x = normalize(images[:2], MEAN, STD, torch.device("cpu"))
+    x = Normalizer(MEAN, STD, torch.device("cpu")).images(images[:2])
     grads = guided_backprop(model, x, "conv2.relu", channel=1, position=[(3, 3), (0, 7)])
     field = receptive_fields(model, (1, 16, 16))["conv2.relu"]
     for row, pos in enumerate([(3, 3), (0, 7)]):
@@ -233,10 +234,12 @@ def test_guided_backprop_stays_inside_the_receptive_field_and_top_patches_use_it
         outside[top:bottom, left:right] = 0
         assert not outside.any()
     rec = record_responses(model, images, labels, MEAN, STD, class_names=NAMES, k=9, batch_size=6)
-    boxes, patch_grads = top_patches(model, rec, "conv2", 1, images, MEAN, STD, field)
-    first = rec.layer("conv2").top_image[1, 0]
-    assert boxes[0].tolist() == list(receptive_box(field, tuple(rec.layer("conv2").top_pos[1, 0]), (16, 16)))
-    alone = normalize(images[[first]], MEAN, STD, torch.device("cpu"))[0]
-    assert np.allclose(patch_grads[0], guided_backprop(model, alone, "conv2.relu", 1, None), atol=1e-6)
-    picture = gradient_image(patch_grads[0])
-    assert picture.shape == (16, 16, 1) and picture.dtype == np.uint8
+    layer = rec.layer("conv2")
+    boxes = top_patch_boxes(field, layer, 16)
+    assert boxes[1][0] == list(receptive_box(field, tuple(layer.top_pos[1, 0]), (16, 16)))
+    # batched over units and ranks (batches of 2 here) = one image alone at its own recorded peak
+    pictures = top_patch_gradients(model, layer, [(1, 0), (0, 0), (1, 1)], images, MEAN, STD, batch_size=2)
+    alone = Normalizer(MEAN, STD, torch.device("cpu")).images(images[[layer.top_image[1, 0]]])[0]
+    expected = gradient_image(guided_backprop(model, alone, "conv2.relu", 1, None))
+    assert pictures.shape == (3, 16, 16, 1) and pictures.dtype == np.uint8
+    assert np.abs(pictures[0].astype(int) - expected.astype(int)).max() <= 1
