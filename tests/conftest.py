@@ -1,8 +1,12 @@
-"""Shared fixtures: a tiny build (300 MNIST digits at 16x16, two narrow models, 2 epochs)."""
+"""Shared fixtures: a tiny config (300 MNIST digits at 16x16, two narrow models, 2 epochs) and one
+site built from it for the whole session, for the tests that only read a built site."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from reportgen.builds import BuildResult
 
 TINY = """
 [site]
@@ -39,6 +43,7 @@ third = "2"
 per_class = 5
 low_confidence = 3
 patches = 2
+threshold = 0.3
 
 [[models]]
 name = "Model I"
@@ -67,3 +72,28 @@ def tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(TINY)
     return path
+
+
+@dataclass(frozen=True)
+class BuiltSite:
+    config: Path
+    result: BuildResult
+
+    @property
+    def site(self) -> Path:
+        return self.result.out
+
+    def stages(self, name: str) -> list:
+        """The artifacts of the stage called `name`, in build order."""
+        return [a for a in self.result.stages if a.stage == name]
+
+
+@pytest.fixture(scope="session")
+def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    """One tiny build for every test that only reads a built site and its cache: never write into it."""
+    from reportgen import pipeline
+    from reportgen.config import load_config
+
+    config = tmp_path_factory.mktemp("tiny-site") / "config.toml"
+    config.write_text(TINY)
+    return BuiltSite(config, pipeline.build(load_config(config)))

@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reportgen import pipeline
-from reportgen.config import load_config
-from tests.conftest import TINY
+from tests.conftest import BuiltSite
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Request, Response, Route
@@ -49,12 +47,9 @@ def _require_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny build shared by every test here: the build is the slow part, the browser takes seconds."""
-    config = tmp_path_factory.mktemp("browser") / "config.toml"
-    config.write_text(TINY)
-    pipeline.build(load_config(config))
-    return config.parent / "site"
+def site(tiny_site: BuiltSite) -> Path:
+    """The session's tiny build: the build is the slow part, the browser takes seconds."""
+    return tiny_site.site
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from reportgen.cache import Artifact
 from reportgen.config import ResponsesConfig
@@ -158,11 +159,11 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
 
 
 def _rank_correlation(pairs: np.ndarray) -> float:
-    """Spearman's rank correlation of the two columns (average ranks not needed: ties are rare here)."""
-    ranks = np.argsort(np.argsort(pairs, axis=0, kind="stable"), axis=0, kind="stable")
-    if (ranks.std(0) == 0).any():
+    """Spearman's rank correlation of the two columns, ties given their average rank (scipy); 0 where a
+    column is constant, which leaves the correlation undefined."""
+    if (pairs.std(0) == 0).any():
         return 0.0
-    return float(np.corrcoef(ranks[:, 0], ranks[:, 1])[0, 1])
+    return float(spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
 
 
 def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:

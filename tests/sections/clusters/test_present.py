@@ -19,6 +19,7 @@ from reportgen.config import load_config
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
 from reportgen.sections.clusters import compute, present
+from tests.conftest import BuiltSite
 
 POST = Path("posts") / "visualizing-two-cnns"
 
@@ -27,9 +28,8 @@ def _stage(result: BuildResult, name: str) -> pipeline.Artifact:
     return next(a for a in result.stages if a.stage == name)
 
 
-def test_the_post_shows_the_map_the_table_and_links_the_viewer_page(tiny_config: Path) -> None:
-    result = pipeline.build(load_config(tiny_config))
-    site = tiny_config.parent / "site"
+def test_the_post_shows_the_map_the_table_and_links_the_viewer_page(tiny_site: BuiltSite) -> None:
+    result, site = tiny_site.result, tiny_site.site
     post = (site / POST / "index.html").read_text()
     computed = _stage(result, "clusters")
     summary = json.loads(computed.file("clusters.json").read_text())

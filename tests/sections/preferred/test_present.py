@@ -1,0 +1,81 @@
+"""Section 2 as the site shows it, read from the session's tiny build: the section, the unit-graph
+movie and the atlas pages with every unit's numbers and flags."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from reportgen.sections.preferred import draw
+from tests.conftest import BuiltSite
+
+POST = Path("posts") / "visualizing-two-cnns"
+
+
+def test_post_shows_section_two(tiny_site: BuiltSite) -> None:
+    post = tiny_site.site / POST
+    html = (post / "index.html").read_text()
+    assert "Preferred inputs of trained units" in html
+    # class units of both models side by side, the search table with a row per layer, the unit tables
+    for key in ("model-i", "model-ii"):
+        assert f'src="figures/preferred/{key}/class-units.png"' in html
+        assert (post / "figures" / "preferred" / key / "class-units.png").is_file()
+    assert 'id="table-preferred-search"' in html and 'id="table-preferred-units"' in html
+    search = html[html.index('id="table-preferred-search"'):html.index('id="table-preferred-units"')]
+    assert search.count('<th scope="row">') == 7 + 9  # every layer of both models
+    assert re.search(r"\d\.\d+ / \d\.\d+ / \d\.\d+", search)  # the spread of trial scores
+    assert "for 4 Adam steps" in html and "up to 2 units per layer" in html  # the settings used, said
+    # the movies: a <video> with a poster, a caption and a text alternative, links to graph and atlas pages
+    for key in ("model-i", "model-ii"):
+        assert f'<source src="figures/preferred/{key}/graph.mp4" type="video/mp4">' in html
+        assert f'poster="figures/preferred/{key}/graph.png"' in html
+        assert f'href="graph/{key}.html"' in html and (post / "graph" / f"{key}.html").is_file()
+        assert f'href="atlas/{key}/conv1.html"' in html and (post / "atlas" / key / "conv1.html").is_file()
+    section_two = html[html.index("Preferred inputs of trained units</h2>"):html.index("Activation responses to test")]
+    assert section_two.count('class="text-alternative"') == 2
+    assert "preload=\"metadata\"" in html and "playsinline" in html
+
+
+def test_movie_decodes_with_the_frames_and_size_it_claims(tiny_site: BuiltSite) -> None:
+    import imageio_ffmpeg
+
+    folder = tiny_site.site / POST / "figures" / "preferred" / "model-ii"
+    graph = json.loads(next(p for p in (a.path for a in tiny_site.stages("preferred-figures"))
+                            if (p / "preferred" / "model-ii").is_dir()).joinpath(
+        "preferred", "model-ii", "graph.json").read_text())
+    reader = imageio_ffmpeg.read_frames(str(folder / "graph.mp4"))
+    meta = next(reader)
+    frames = sum(1 for _ in reader)
+    width, height = meta["size"]
+    assert (width, height) == tuple(graph["movie"]["size"]) == draw.FRAME
+    assert width % 16 == 0 and height % 16 == 0
+    assert frames == graph["movie"]["frames"]
+    # whole graph, then input + 9 layers, then whole again: a hold on each keyframe and moves between them
+    keys = graph["movie"]["keyframes"]
+    assert keys == 1 + 10 + 1
+    from PIL import Image
+    poster = Image.open(folder / "graph.png")
+    assert poster.size == (width, height)
+
+
+def test_atlas_has_every_unit_with_its_numbers_and_flags(tiny_site: BuiltSite) -> None:
+    atlas = tiny_site.site / POST / "atlas" / "model-ii"
+    pages = {p.stem for p in atlas.glob("*.html")}
+    assert pages == {"conv1", "conv2", "conv3a", "conv3b", "conv4a", "conv4b", "fc5", "fc6", "fc7"}
+    fc6 = (atlas / "fc6.html").read_text()
+    assert fc6.count('class="atlas-entry"') == 48 and 'id="unit-47"' in fc6
+    assert fc6.count("Best test image:") == 48 and fc6.count("Activation reached:") == 48
+    assert "sheet-7-fc6.png" in fc6 and "background-position" in fc6   # tiles of one sprite sheet
+    fc7 = (atlas / "fc7.html").read_text()
+    assert fc7.count(", noise seed ") == 10 * 3 and fc7.count("(3 noise seeds)") == 10
+    # the flags the stage recorded are the flags the page shows
+    arrays = np.load(next(p for p in (a.path for a in tiny_site.stages("preferred")) if json.loads(
+        (p / "preferred.json").read_text())["layers"][2]["name"] == "conv3a") / "preferred.npz")
+    flagged = int(((arrays["peak_7"] <= 0) | arrays["flat_7"][:, 0]).sum())
+    assert fc6.count('class="flag">dead') + fc6.count('class="flag">flat') == flagged  # section 3 flags its own
+    # one sprite sheet per layer, not a file per unit
+    figures = tiny_site.site / POST / "figures" / "preferred" / "model-ii"
+    assert len(list(figures.glob("sheet-*.png"))) == 9 + 1

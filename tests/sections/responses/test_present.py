@@ -1,0 +1,92 @@
+"""Section 3 as the site shows it, read from the session's tiny build: movies that decode with the
+frames they claim, class-preference tables whose counts add up, activated units split at the
+threshold, and atlas panels for every unit."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from reportgen.drawing.video import accelerating_durations, frame_repeats
+from reportgen.sections.responses import compute
+from reportgen.sections.responses.draw import FIRST, FPS, LAST
+from tests.conftest import BuiltSite
+
+POST = Path("posts") / "visualizing-two-cnns"
+
+
+def test_post_shows_movies_that_decode_with_the_expected_frames(tiny_site: BuiltSite) -> None:
+    import imageio_ffmpeg
+
+    post = tiny_site.site / POST
+    html = (post / "index.html").read_text()
+    sources = re.findall(r'<source src="(figures/responses/[^"]+)" type="video/mp4">', html)
+    assert len(sources) == 4  # a response movie and a low-confidence movie per model (section 2 has its own)
+    for drawn in tiny_site.stages("response-figures"):
+        videos = json.loads(drawn.file("layout.json").read_text())["videos"]
+        for stem, given in (("movie", 10), ("low", 9)):  # 5 + 5 images; 3 + 3 + 3
+            info = videos[stem]
+            key = drawn.manifest["params"]["key"]
+            src = f"figures/responses/{key}/{stem}.mp4"
+            assert src in sources and f'poster="figures/responses/{key}/{stem}.png"' in html
+            reader = imageio_ffmpeg.read_frames(str(post / src))
+            meta = next(reader)
+            count = sum(1 for _ in reader)
+            expected = int(frame_repeats(accelerating_durations(given, FIRST, LAST), FPS).sum())
+            assert info["frames"] == given and count == info["encoded"] == expected
+            assert tuple(meta["size"]) == (info["width"], info["height"])
+            assert info["width"] % 16 == 0 and info["height"] % 16 == 0
+
+
+def test_class_preference_table_and_counts_add_up(tiny_site: BuiltSite) -> None:
+    html = (tiny_site.site / POST / "index.html").read_text()
+    for computed in tiny_site.stages("responses"):
+        summary = json.loads(computed.file("summary.json").read_text())
+        k = summary["k"]
+        for layer, prefs in zip(summary["layers"], summary["preferences"], strict=True):
+            unit_counts = np.asarray(prefs["unit_counts"])
+            assert unit_counts.shape == (layer["units"], len(summary["classes"]))
+            assert (unit_counts.sum(1) == k).all() and sum(prefs["counts"]) == layer["units"] * k
+            assert len(prefs["most"]) == len(prefs["least"]) == 5 and len(prefs["ranked"]) == 10
+            assert f'<tr><th scope="row">{layer["name"]}</th><td>' in html
+    assert 'class="preferences"' in html and "Most preferred" in html and "Least preferred" in html
+
+
+def test_activated_units_split_at_the_threshold(tiny_site: BuiltSite) -> None:
+    html = (tiny_site.site / POST / "index.html").read_text()
+    for computed, drawn in zip(tiny_site.stages("responses"), tiny_site.stages("response-figures"),
+                               strict=True):
+        summary = json.loads(computed.file("summary.json").read_text())
+        arrays = compute.load_frames(computed)
+        activated = json.loads(drawn.file("layout.json").read_text())["activated"]
+        shown = len(arrays["keep"]) - 2
+        for j in range(2):
+            fc = [(i, la) for i, la in enumerate(summary["layers"]) if la["kind"] == "fc"]
+            for (i, layer), count in zip(fc, activated[j]["counts"], strict=True):
+                values = arrays[f"units{i}"][shown + j]
+                expected = int((values > 0.3 * max(values.max(), 0)).sum()) if values.max() > 0 else 0
+                assert count == {"layer": layer["name"], "active": expected, "units": layer["units"]}
+                assert f"{expected} of {layer['units']} {layer['name']} units" in html
+
+
+def test_atlas_holds_every_unit_with_its_top_patches(tiny_site: BuiltSite) -> None:
+    post = tiny_site.site / POST
+    html = (post / "index.html").read_text()
+    for computed in tiny_site.stages("responses"):
+        summary = json.loads(computed.file("summary.json").read_text())
+        key = computed.manifest["label"].removeprefix("responses ").lower().replace(" ", "-")
+        for layer in summary["layers"]:
+            page = post / "atlas" / key / f"{layer['name']}.html"
+            assert f'href="atlas/{key}/{layer["name"]}.html"' in html
+            text = page.read_text()
+            assert text.count('class="atlas-entry"') == layer["units"]
+            assert text.count("Top test images (section 3)") == layer["units"]
+            # one tile of section 3's sprite sheet per unit (section 2 adds tiles of its own)
+            assert len(re.findall(r"role=\"img\"[^>]*figures/responses/", text)) == layer["units"]
+            sheets = set(re.findall(r"url\('\.\./\.\./(figures/responses/[^']+\.png)'\)", text))
+            assert len(sheets) == 1 and (post / sheets.pop()).is_file()  # one sheet per layer
+            if layer["kind"] == "conv":
+                assert f"Receptive field: {layer['rf'][0]}\u00d7{layer['rf'][1]} pixels." in text
