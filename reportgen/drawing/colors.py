@@ -11,10 +11,7 @@ MUTED = (160, 160, 170)
 
 
 def hot_colormap() -> np.ndarray:
-    """(256, 3) uint8 lookup table of matplotlib's 'hot' (black, red, yellow, white), from its segment data
-    so drawing a frame needs no matplotlib import."""
-    x = np.linspace(0, 1, 256)
-    red = np.interp(x, [0, 0.365079, 1], [0.0416, 1, 1])
-    green = np.interp(x, [0, 0.365079, 0.746032, 1], [0, 0, 1, 1])
-    blue = np.interp(x, [0, 0.746032, 1], [0, 0, 1])
-    return np.round(np.stack([red, green, blue], axis=1) * 255).astype(np.uint8)
+    """(256, 3) uint8 lookup table of matplotlib's 'hot' (black, red, yellow, white)."""
+    from matplotlib import colormaps  # the colormap registry only, not pyplot: cheap to import
+
+    return np.round(colormaps["hot"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)

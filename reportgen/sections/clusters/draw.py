@@ -31,13 +31,10 @@ _MUTED = (110, 110, 110)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (..., 3) in 0-255 -> CIELAB (D65)."""
-    c = rgb / 255.0
-    lin = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    """sRGB (..., 3) in 0-255 -> CIELAB (D65), by scikit-image."""
+    from skimage.color import rgb2lab  # imported here: only palettes beyond ten classes need it
+
+    return rgb2lab(np.asarray(rgb, dtype=float).reshape(-1, 1, 3) / 255.0).reshape(np.shape(rgb))
 
 
 @lru_cache(maxsize=8)
