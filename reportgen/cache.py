@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import datetime
+import functools
 import hashlib
 import inspect
 import json
@@ -89,7 +90,14 @@ def import_closure(name: str) -> tuple[str, ...]:
 
 def direct_imports(name: str, path: Path, top: str) -> list[str]:
     """Modules of package `top` imported by the source at `path` (module `name`), as absolute names;
-    for `from X import y`, y too where it is a submodule of X."""
+    for `from X import y`, y too where it is a submodule of X. Parsed once per version of the file."""
+    st = path.stat()
+    return list(_parsed_imports(name, str(path), st.st_mtime_ns, st.st_size, top))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_imports(name: str, file: str, _mtime_ns: int, _size: int, top: str) -> tuple[str, ...]:
+    path = Path(file)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
@@ -104,7 +112,7 @@ def direct_imports(name: str, path: Path, top: str) -> list[str]:
             found.append(module)
             if module.split(".")[0] == top:
                 found.extend(sub for alias in node.names if module_file(sub := f"{module}.{alias.name}").is_file())
-    return [m for m in found if m.split(".")[0] == top]
+    return tuple(m for m in found if m.split(".")[0] == top)
 
 
 def plain(value: Any) -> Any:

@@ -3,8 +3,9 @@
 - `proportion_ci`: Wilson score interval for an accuracy (k correct of n).
 - `mcnemar` / `mcnemar_from_counts`: two models scored on the same test items: exact McNemar test,
   the accuracy difference and Newcombe's paired interval for it.
-- `bootstrap_ci` / `paired_bootstrap`: seeded percentile bootstrap for claims that are not a single
-  proportion (mean correlation within vs between classes, kNN accuracy in one space vs another).
+- `bootstrap_ci` / `paired_bootstrap`: seeded percentile bootstrap (scipy.stats.bootstrap) for claims
+  that are not a single proportion (mean correlation within vs between classes, a rank correlation,
+  kNN accuracy in one space vs another); `rank_correlation`: Spearman's rho, vectorized.
 - `percent_digits`, `format_percent`, `format_p`, `format_proportion_ci`, `compare_phrase`: numbers as
   a person writes them, with no more precision than the counts behind them allow.
 
@@ -226,13 +227,31 @@ def paired_bootstrap(metric_fn: Callable[[np.ndarray], float], n: int, *, level:
                            level, reps, seed)
 
 
-def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float] = np.mean, *,
-                 level: float = 0.95, reps: int = 2000, seed: int = 0) -> BootstrapResult:
-    """Percentile bootstrap interval of `stat(values)`, resampling the rows of `values` (seeded)."""
-    data = np.asarray(values)
-    if data.ndim == 0 or len(data) == 0:
-        raise ValueError("need a non-empty array of values")
-    return paired_bootstrap(lambda idx: float(stat(data[idx])), len(data), level=level, reps=reps, seed=seed)
+def bootstrap_ci(*samples: np.ndarray, stat: Callable[..., np.ndarray] = np.mean, level: float = 0.95,
+                 reps: int = 2000, seed: int = 0) -> BootstrapResult:
+    """Percentile bootstrap interval of `stat(*samples)`, resampling the items of the samples together
+    (paired: item i of each sample stays with item i of the others), seeded. `stat` is vectorized:
+    it takes `axis` and reduces along it, as numpy's reductions and `rank_correlation` do, so all
+    replicates are computed in a few array operations."""
+    data = [np.asarray(s, dtype=np.float64) for s in samples]
+    if not data or any(d.ndim != 1 or len(d) == 0 or len(d) != len(data[0]) for d in data):
+        raise ValueError("need one or more non-empty 1-D samples of equal length")
+    _z(level)  # validates level
+    if reps < 1:
+        raise ValueError(f"reps must be positive, got {reps}")
+    result = _st.bootstrap(data, stat, vectorized=True, paired=True, n_resamples=reps, batch=256,
+                           confidence_level=level, method="percentile", random_state=np.random.default_rng(seed))
+    interval = result.confidence_interval
+    return BootstrapResult(float(stat(*data, axis=-1)), float(interval.low), float(interval.high), level, reps, seed)
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman's rank correlation of x and y along `axis`, ties given their average rank; 0 where
+    either is constant, which leaves the correlation undefined."""
+    rx, ry = _st.rankdata(x, axis=axis), _st.rankdata(y, axis=axis)
+    rx, ry = rx - rx.mean(axis=axis, keepdims=True), ry - ry.mean(axis=axis, keepdims=True)
+    spread = np.sqrt((rx * rx).sum(axis=axis) * (ry * ry).sum(axis=axis))
+    return np.where(spread > 0, (rx * ry).sum(axis=axis) / np.where(spread > 0, spread, 1.0), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny config (300 MNIST digits at 16x16, two narrow models, 2 epochs) and one
 site built from it for the whole session, for the tests that only read a built site."""
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,3 +98,12 @@ def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     config = tmp_path_factory.mktemp("tiny-site") / "config.toml"
     config.write_text(TINY)
     return BuiltSite(config, pipeline.build(load_config(config)))
+
+
+@pytest.fixture
+def tiny_copy(tiny_site: BuiltSite, tmp_path: Path) -> Path:
+    """A copy of the session build's folder (config, cache and site) for a test that builds again:
+    its first build takes every stage from the copied cache, as a second build of its own would."""
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_site.config.parent, folder, symlinks=True)
+    return folder / "config.toml"

@@ -34,17 +34,17 @@ def test_missing_config_and_missing_data_folder(tmp_path: Path, capsys) -> None:
     assert "photos" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_build_prints_a_summary(tiny_config: Path, capsys) -> None:
-    assert main(["build", "--config", str(tiny_config), "--quiet"]) == 0
+def test_build_prints_a_summary(tiny_copy: Path, capsys) -> None:
+    assert main(["build", "--config", str(tiny_copy), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "train Model I" in err and "evaluate Model II" in err and "Site written to" in err
     # nothing changed: a second build decides from the cache's record alone, in a process that never imports torch
     check = ("import sys; from reportgen.cli import main; code = main(['build', '--config', sys.argv[1], '-q']); "
              "print(code, 'torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", check, str(tiny_config)], capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", check, str(tiny_copy)], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["0", "False"]
     assert "Nothing changed since the last build" in proc.stderr and "cached" in proc.stderr
-    assert main(["build", "--config", str(tiny_config), "--quiet", "--force"]) == 0
+    assert main(["build", "--config", str(tiny_copy), "--quiet", "--force"]) == 0
     forced = capsys.readouterr().err  # --force rebuilds every stage whatever the record says
     assert "Site written to" in forced and ", 0 from cache)" in forced
 

@@ -92,30 +92,30 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
     assert not (tiny_config.parent / "site" / "posts" / "visualizing-two-cnns" / "clusters-map.html").exists()
 
 
-def test_renaming_a_model_only_redraws_and_rerenders(tiny_config: Path) -> None:
-    pipeline.build(load_config(tiny_config))
-    tiny_config.write_text(tiny_config.read_text().replace('name = "Model II"', 'name = "The deep one"'))
-    result = pipeline.build(load_config(tiny_config))
+def test_renaming_a_model_only_redraws_and_rerenders(tiny_copy: Path) -> None:
+    pipeline.build(load_config(tiny_copy))
+    tiny_copy.write_text(tiny_copy.read_text().replace('name = "Model II"', 'name = "The deep one"'))
+    result = pipeline.build(load_config(tiny_copy))
     # section 2's pictures are filed under the model's key, so they are redrawn, not recomputed;
     # section 3's drawings name the model; neither runs a forward pass
     assert built(result) == ["figures", "preferred figures The deep one", "response figures The deep one", "site"]
-    assert "The deep one" in post_html(tiny_config.parent / "site")
+    assert "The deep one" in post_html(tiny_copy.parent / "site")
 
 
-def test_editing_drawing_code_redraws_without_running_a_model(tiny_config: Path,
+def test_editing_drawing_code_redraws_without_running_a_model(tiny_copy: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline.build(load_config(tiny_config))
+    pipeline.build(load_config(tiny_copy))
     edit(monkeypatch, "reportgen.sections.classification.draw")
-    assert built(pipeline.build(load_config(tiny_config))) == ["figures", "site"]
+    assert built(pipeline.build(load_config(tiny_copy))) == ["figures", "site"]
 
 
-def test_editing_normalization_reruns_everything_that_imports_it(tiny_config: Path,
+def test_editing_normalization_reruns_everything_that_imports_it(tiny_copy: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """checkpoint.py is imported by training and evaluation without being named anywhere: the key
     follows the import, so an edit to Normalizer cannot keep serving stale checkpoints and predictions."""
-    pipeline.build(load_config(tiny_config))
+    pipeline.build(load_config(tiny_copy))
     edit(monkeypatch, "reportgen.nets.checkpoint")
-    rebuilt = built(pipeline.build(load_config(tiny_config)))
+    rebuilt = built(pipeline.build(load_config(tiny_copy)))
     assert rebuilt[:6] == ["train Model I", "evaluate Model I", "describe Model I",
                            "train Model II", "evaluate Model II", "describe Model II"]
     assert "data" not in rebuilt and rebuilt[-1] == "site"
@@ -123,54 +123,54 @@ def test_editing_normalization_reruns_everything_that_imports_it(tiny_config: Pa
     assert {"figures", "preferred inputs Model I", "responses Model II", "clusters", "clusters figures"} <= set(rebuilt)
 
 
-def test_changing_one_model_retrains_only_that_model(tiny_config: Path) -> None:
-    pipeline.build(load_config(tiny_config))
-    tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
-    result = pipeline.build(load_config(tiny_config))
+def test_changing_one_model_retrains_only_that_model(tiny_copy: Path) -> None:
+    pipeline.build(load_config(tiny_copy))
+    tiny_copy.write_text(tiny_copy.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
+    result = pipeline.build(load_config(tiny_copy))
     assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
                              "preferred inputs Model II", "preferred figures Model II",
                              "responses Model II", "response figures Model II", "clusters", "clusters figures",
                              "site"]
 
 
-def test_prune_removes_what_the_config_no_longer_reaches(tiny_config: Path) -> None:
-    pipeline.build(load_config(tiny_config))
-    tiny_config.write_text(tiny_config.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
-    result = pipeline.build(load_config(tiny_config), prune=True)
+def test_prune_removes_what_the_config_no_longer_reaches(tiny_copy: Path) -> None:
+    pipeline.build(load_config(tiny_copy))
+    tiny_copy.write_text(tiny_copy.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
+    result = pipeline.build(load_config(tiny_copy), prune=True)
     removed, freed = result.pruned
     # the old Model II: its checkpoint, evaluation, description, section 2's preferred inputs and
     # section 3's responses with their drawings, the figures that drew it, and section 4's numbers and
     # pictures, which read every model
     assert removed == 10 and freed > 0
-    assert pipeline.build(load_config(tiny_config)).up_to_date
+    assert pipeline.build(load_config(tiny_copy)).up_to_date
 
 
-def test_checkpoint_entry_is_loaded_not_trained(tiny_config: Path) -> None:
-    first = pipeline.build(load_config(tiny_config))
+def test_checkpoint_entry_is_loaded_not_trained(tiny_copy: Path) -> None:
+    first = pipeline.build(load_config(tiny_copy))
     checkpoint = next(a for a in first.stages if a.stage == "train").file("checkpoint.pt")
-    text = tiny_config.read_text().replace('arch = "model1"', f'arch = "model1"\ncheckpoint = "{checkpoint}"')
-    tiny_config.write_text(text)
-    result = pipeline.build(load_config(tiny_config), force=True)
+    text = tiny_copy.read_text().replace('arch = "model1"', f'arch = "model1"\ncheckpoint = "{checkpoint}"')
+    tiny_copy.write_text(text)
+    result = pipeline.build(load_config(tiny_copy), force=True)
     assert "train Model I" not in built(result) and "train Model II" in built(result)
-    assert "checkpoint.pt" in post_html(tiny_config.parent / "site")
+    assert "checkpoint.pt" in post_html(tiny_copy.parent / "site")
 
 
-def test_failed_build_leaves_previous_site_and_user_files(tiny_config: Path) -> None:
-    pipeline.build(load_config(tiny_config))
-    site = tiny_config.parent / "site"
+def test_failed_build_leaves_previous_site_and_user_files(tiny_copy: Path) -> None:
+    pipeline.build(load_config(tiny_copy))
+    site = tiny_copy.parent / "site"
     (site / "CNAME").write_text("example.org")
     before = post_html(site)
-    broken = tiny_config.parent / "my-templates"
+    broken = tiny_copy.parent / "my-templates"
     broken.mkdir()
     (broken / "post.md.j2").write_text('See {{ ref("nowhere") }}.')
     with pytest.raises(SiteError, match="unknown figure or table 'nowhere'"):
-        pipeline.build(load_config(tiny_config, overrides={"site.templates": "my-templates"}))
+        pipeline.build(load_config(tiny_copy, overrides={"site.templates": "my-templates"}))
     assert post_html(site) == before
-    pipeline.build(load_config(tiny_config))
+    pipeline.build(load_config(tiny_copy))
     assert (site / "CNAME").read_text() == "example.org"
     written = json.loads((site / MARKER).read_text())["files"]
     assert "CNAME" not in written and "index.html" in written
-    assert not list(tiny_config.parent.glob(".site.staging-*"))
+    assert not list(tiny_copy.parent.glob(".site.staging-*"))
 
 
 def test_refuses_a_folder_it_did_not_write(tiny_config: Path) -> None:
@@ -221,26 +221,26 @@ batch_size = 16
         assert f"<tr><th>{name}</th>" in html
 
 
-def test_a_broken_user_template_is_a_one_line_error(tiny_config: Path) -> None:
-    mine = tiny_config.parent / "mine"
+def test_a_broken_user_template_is_a_one_line_error(tiny_copy: Path) -> None:
+    mine = tiny_copy.parent / "mine"
     (mine / "static").mkdir(parents=True)
     (mine / "static" / "extra.css").write_text("body { color: red; }")
     (mine / "post.md.j2").write_text("Fine line.\n{{ data.nonexistent.deeper }}\n")
     with pytest.raises(SiteError, match="nonexistent"):
-        pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+        pipeline.build(load_config(tiny_copy, overrides={"site.templates": "mine"}))
     (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n{% if %}\n")
     with pytest.raises(SiteError, match=r"post.md.j2, line 2: "):
-        pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+        pipeline.build(load_config(tiny_copy, overrides={"site.templates": "mine"}))
     # Python errors inside template expressions name the file and line too
     for line, error in [("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
                         ("{{ models[0].params + 'x' }}", "TypeError: unsupported operand"),
                         ("{{ ''.__class__.__mro__ }}", "access to attribute '__class__'")]:
         (mine / "post.md.j2").write_text(f"Fine line.\n{line}\n")
         with pytest.raises(SiteError, match=rf"post.md.j2, line 2: .*{re.escape(error)}"):
-            pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
+            pipeline.build(load_config(tiny_copy, overrides={"site.templates": "mine"}))
     (mine / "post.md.j2").write_text("Accuracy {{ models[0].totals.pct_correct | pct }}%.\n")
-    pipeline.build(load_config(tiny_config, overrides={"site.templates": "mine"}))
-    site = tiny_config.parent / "site"
+    pipeline.build(load_config(tiny_copy, overrides={"site.templates": "mine"}))
+    site = tiny_copy.parent / "site"
     assert (site / "static" / "extra.css").is_file() and (site / "static" / "style.css").is_file()
     assert re.search(r"Accuracy \d+\.\d\d%", post_html(site))
 
@@ -251,9 +251,9 @@ def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
     assert "had no validation set" in html and "nan%" not in html
 
 
-def test_the_post_names_each_set_and_reads_as_written_by_a_person(tiny_config: Path) -> None:
-    pipeline.build(load_config(tiny_config))
-    site = tiny_config.parent / "site"
+def test_the_post_names_each_set_and_reads_as_written_by_a_person(tiny_copy: Path) -> None:
+    pipeline.build(load_config(tiny_copy))
+    site = tiny_copy.parent / "site"
     pages = {"post": post_html(site), "index": (site / "index.html").read_text()}
     for name, page in pages.items():
         text = re.sub(r"<[^>]+>", " ", page)
@@ -316,10 +316,10 @@ def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny
         pipeline.build(load_config(tiny_config, overrides={"clusters.queries": [0, 60]}))
 
 
-def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_config: Path,
+def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_copy: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline.build(load_config(tiny_config))
-    site = tiny_config.parent / "site"
+    pipeline.build(load_config(tiny_copy))
+    site = tiny_copy.parent / "site"
     (site / "CNAME").write_text("example.org")
     real_rename = os.rename
 
@@ -330,12 +330,12 @@ def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_co
 
     monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(SiteError, match=rf"^{re.escape(str(site))}: cannot publish the site \(Permission denied"):
-        pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+        pipeline.build(load_config(tiny_copy, overrides={"site.title": "New title"}))
     assert "New title" not in post_html(site) and "New title" not in (site / "index.html").read_text()
     assert (site / "CNAME").read_text() == "example.org"
-    assert sorted(p.name for p in tiny_config.parent.iterdir() if p.name.startswith(".site")) == []
+    assert sorted(p.name for p in tiny_copy.parent.iterdir() if p.name.startswith(".site")) == []
     monkeypatch.undo()
-    pipeline.build(load_config(tiny_config, overrides={"site.title": "New title"}))
+    pipeline.build(load_config(tiny_copy, overrides={"site.title": "New title"}))
     assert "New title" in post_html(site) and "New title" in (site / "index.html").read_text()
     assert (site / "CNAME").read_text() == "example.org"
 

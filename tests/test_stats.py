@@ -18,6 +18,7 @@ from reportgen.stats import (
     paired_bootstrap,
     percent_digits,
     proportion_ci,
+    rank_correlation,
 )
 
 
@@ -149,6 +150,25 @@ def test_bootstrap_interval_matches_standard_error() -> None:
     half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
     assert res.high - res.low == pytest.approx(2 * half, rel=0.1)
     assert res.excludes_zero
+
+
+def test_rank_correlation_is_spearmans_rho_with_ties_and_its_interval_is_paired() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(4)
+    x = np.round(rng.random(80), 1)  # many ties
+    y = x + rng.normal(0, 0.2, 80)
+    assert float(rank_correlation(x, y)) == pytest.approx(spearmanr(x, y).statistic)
+    assert float(rank_correlation(np.ones(5), np.arange(5.0))) == 0.0  # undefined for a constant column
+    both = np.stack([x, y])  # vectorized: one rho per row
+    assert rank_correlation(both, both[::-1]).tolist() == pytest.approx([spearmanr(x, y).statistic] * 2)
+    res = bootstrap_ci(x, y, stat=rank_correlation, reps=500, seed=3)
+    assert res.estimate == pytest.approx(spearmanr(x, y).statistic) and 0 < res.low < res.estimate < res.high
+    # paired: shuffling y breaks the pairs and the correlation with them
+    loose = bootstrap_ci(x, rng.permutation(y), stat=rank_correlation, reps=500, seed=3)
+    assert loose.low < 0 < loose.high
+    with pytest.raises(ValueError):
+        bootstrap_ci(x, y[:10], stat=rank_correlation)
 
 
 def test_paired_bootstrap_for_a_difference() -> None:

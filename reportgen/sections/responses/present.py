@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from reportgen.cache import Artifact
 from reportgen.config import ResponsesConfig
 from reportgen.report.pages import AtlasPanel, ModelRecord, Picture, Section, atlas_path
 from reportgen.sections.responses.compute import load_frames
-from reportgen.stats import bootstrap_ci, format_percent, proportion_ci
+from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
 
 FIGURES = "figures/responses"
 ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pixels
@@ -158,14 +157,6 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
     return out
 
 
-def _rank_correlation(pairs: np.ndarray) -> float:
-    """Spearman's rank correlation of the two columns, ties given their average rank (scipy); 0 where a
-    column is constant, which leaves the correlation undefined."""
-    if (pairs.std(0) == 0).any():
-        return 0.0
-    return float(spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
-
-
 def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
     """The write-up: the overall response of the fully connected layers falls as the classifier's
     probability falls. Spearman correlation, over the main movie's frames, between the probability of
@@ -181,7 +172,7 @@ def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[st
     pairs = pairs[np.isfinite(pairs).all(1)]
     if len(pairs) < 4:
         return None
-    result = bootstrap_ci(pairs, _rank_correlation)
+    result = bootstrap_ci(pairs[:, 0], pairs[:, 1], stat=rank_correlation)
     return {"layer": summary["layers"][index]["name"], "n": len(pairs), "rho": _num(result.estimate),
             "low": _num(result.low), "high": _num(result.high), "held": result.low > 0,
             "against": result.high < 0}

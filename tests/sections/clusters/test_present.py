@@ -64,8 +64,8 @@ def test_the_post_shows_the_map_the_table_and_links_the_viewer_page(tiny_site: B
         assert (site / POST / sheet).is_file()  # relative to the page, which sits beside the post
 
 
-def test_neighbours_come_from_the_configured_layer_of_the_mapped_model(tiny_config: Path) -> None:
-    cfg = load_config(tiny_config, overrides={"clusters.model": "Model I", "clusters.layer": "fc6"})
+def test_neighbours_come_from_the_configured_layer_of_the_mapped_model(tiny_copy: Path) -> None:
+    cfg = load_config(tiny_copy, overrides={"clusters.model": "Model I", "clusters.layer": "fc6"})
     result = pipeline.build(cfg)
     computed = _stage(result, "clusters")
     saved = np.load(computed.file("clusters.npz"))
