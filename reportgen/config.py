@@ -39,6 +39,11 @@ def option(default: Any, doc: str, check: Callable[[Any], str | None] | None = N
     return field(default=default, metadata={"doc": doc, "check": check})
 
 
+def table_option(doc: str) -> Any:
+    """Declare an option holding a TOML table of plain values (numbers, strings, booleans, lists)."""
+    return field(default_factory=dict, metadata={"doc": doc, "check": None})
+
+
 def one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
 
@@ -69,6 +74,8 @@ def _seed(v: int) -> str | None:
 BUILTIN_ARCHS = ("model1", "model2")
 BATCH_NORM_ARCHS = ("model2",)  # batch norm cannot train on batches of one image
 TORCHVISION_PREFIX = "torchvision:"
+# a network class of the user's own: 'file:<path to a .py file>:<Class>' or 'python:<module>:<Class>'
+USER_CLASS = re.compile(r"(?P<kind>file|python):(?P<where>.+):(?P<cls>[A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _slug(v: str) -> str | None:
@@ -142,12 +149,24 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = option("", "Display name, e.g. 'Model I'.", lambda v: None if v.strip() else "a non-empty name")
-    arch: str = option("model1", "Architecture: 'model1', 'model2' or 'torchvision:<name>'.")
+    arch: str = option("model1", "Architecture: 'model1', 'model2', 'torchvision:<name>', or a network class of "
+                                 "your own: 'file:<file.py>:<Class>' (relative to the config) or "
+                                 "'python:<module>:<Class>'.")
+    args: dict[str, Any] = table_option("Keyword arguments of a 'file:' or 'python:' class's constructor, e.g. "
+                                        "{ num_classes = 3 }.")
+    train: bool = option(True, "Train this network (true), or load `weights` as they are and report on the "
+                               "network trained elsewhere (false): nothing is trained and the post says so.")
     width: float = option(1.0, "Width multiplier for model1/model2 (1.0 = the write-up's size at 96x96x3).",
                           between(0.01, 4))
     dropout: float = option(0.5, "Dropout probability where the architecture uses dropout.", between(0, 0.95))
     checkpoint: str = option("", "Load this reportgen checkpoint instead of training (relative to the config).")
-    weights: str = option("", "For torchvision architectures: a local state_dict file to start from.")
+    weights: str = option("", "A state dict file (torch.save(model.state_dict(), path); DataParallel's "
+                              "'module.' prefixes and {'state_dict': ...} or {'model': ...} wrappers are "
+                              "unwrapped): the network's weights when train = false, else where training starts.")
+    mean: tuple[float, ...] = option((), "Per-channel input mean of a loaded network (train = false), on images "
+                                         "scaled to [0, 1]; empty: the training set's own.")
+    std: tuple[float, ...] = option((), "Per-channel input standard deviation of a loaded network, as `mean`.",
+                                    lambda v: None if all(x > 0 for x in v) else "positive numbers")
     lr: float = option(0.01, "Base learning rate of SGD.", positive)
     step: int = option(1000, "Multiply the learning rate by `gamma` every this many iterations.", at_least(1))
     gamma: float = option(0.1, "Learning-rate step-down factor.", between(0, 1))
@@ -194,8 +213,9 @@ class ClustersConfig:
     enabled: bool = option(True, "Section 4: a t-SNE map of test images and their nearest neighbours.")
     model: str = option("", "Display name of the model whose descriptors are mapped; empty means the last "
                             "model (the write-up used Model II).")
-    layer: str = option("fc5", "Layer whose outputs are the descriptors: a layer name such as 'fc5', or a "
-                               "module path of a torchvision model.")
+    layer: str = option("", "Layer whose outputs are the descriptors: a layer name such as 'fc5', or a "
+                            "module path of another network; empty: the first hidden fully connected layer "
+                            "(fc5 of ours), else the last layer before the output.")
     images: str = option("test", "'test' maps the test images; 'all' maps every image, as the write-up did.",
                          one_of("test", "all"))
     perplexity: float = option(30.0, "t-SNE perplexity (lowered automatically for very few images).",
@@ -223,8 +243,9 @@ class ResponsesConfig:
     threshold: float = option(0.0, "Activated-units figure: a unit counts as active when its response exceeds this "
                                    "fraction of the largest response in its layer for that image (0 = any positive "
                                    "response); the others are grey.", between(0, 0.99))
-    feature_layer: str = option("conv2", "Conv layer whose activation maps are shown as a grid for one input (a "
-                                         "layer name such as 'conv2', or a module path of a torchvision model).")
+    feature_layer: str = option("", "Conv layer whose activation maps are shown as a grid for one input (a "
+                                    "layer name such as 'conv2', or a module path of another network); empty: "
+                                    "the second convolutional layer.")
     k: int = option(9, "Top test images kept per unit (top patches, class preferences).", between(1, 50))
     group: tuple[str, ...] = option((), "Classes whose shared units are counted (the write-up's 'face, independent "
                                         "of gender'); empty uses evaluate.group when set, else classes A and B.")
@@ -307,6 +328,10 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
     if cfg.responses.atlas_gradients > cfg.responses.k:
         problems.append(f"responses.atlas_gradients: got {cfg.responses.atlas_gradients}; expected at most "
                         f"responses.k ({cfg.responses.k})")
+    for i, m in enumerate(cfg.models):
+        if m.mean and len(m.mean) != cfg.data.channels:
+            problems.append(f"models[{i}].mean: got {len(m.mean)} values; the input has data.channels = "
+                            f"{cfg.data.channels}, so give {cfg.data.channels}")
     if cfg.evaluate.uncertain == "group" and len(cfg.evaluate.group) < 2:
         problems.append("evaluate.group: the 'group' rule needs at least two class names")
 
@@ -322,17 +347,32 @@ def _model_problems(m: ModelConfig, where: str) -> list[str]:
             hint = f" (did you mean '{TORCHVISION_PREFIX}{close[0]}'?)" if close else ""
             problems.append(f"{where}.arch: got {m.arch!r}, an unknown torchvision architecture{hint}; known: "
                             f"{', '.join(known)}")
+    elif m.arch.startswith(("file:", "python:")):
+        if not USER_CLASS.fullmatch(m.arch):
+            problems.append(f"{where}.arch: got {m.arch!r}; expected 'file:<path/to/file.py>:<Class>' or "
+                            "'python:<module>:<Class>'")
+        elif m.arch.startswith("file:") and not m.arch[len("file:"):].rpartition(":")[0].endswith(".py"):
+            problems.append(f"{where}.arch: got {m.arch!r}; the file of a 'file:' class must be a .py file")
     elif m.arch not in BUILTIN_ARCHS:
         close = difflib.get_close_matches(m.arch, BUILTIN_ARCHS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"{where}.arch: got {m.arch!r}{hint}; expected one of "
-                        f"{', '.join(map(repr, BUILTIN_ARCHS))} or '{TORCHVISION_PREFIX}<name>'")
-    elif m.weights:
-        problems.append(f"{where}.weights: applies to torchvision architectures only, not {m.arch!r}; use "
-                        "'checkpoint' to load a trained reportgen model")
+                        f"{', '.join(map(repr, BUILTIN_ARCHS))}, '{TORCHVISION_PREFIX}<name>', "
+                        "'file:<file.py>:<Class>' or 'python:<module>:<Class>'")
+    if m.args and not USER_CLASS.fullmatch(m.arch):
+        problems.append(f"{where}.args: constructor arguments apply to a 'file:' or 'python:' class only, "
+                        f"not {m.arch!r}")
     if m.checkpoint and m.weights:
         problems.append(f"{where}.weights: a model loaded from 'checkpoint' is not trained, so 'weights' "
                         "would be ignored; set one of the two")
+    if not m.train and not m.checkpoint and not m.weights:
+        problems.append(f"{where}.train: false needs the trained network's state dict in {where}.weights "
+                        "(or a reportgen checkpoint in 'checkpoint')")
+    if (m.mean or m.std) and m.train:
+        problems.append(f"{where}.mean: the normalization of a network this build trains is its training "
+                        "set's own; set mean and std only with train = false")
+    if len(m.mean) != len(m.std):
+        problems.append(f"{where}.std: got {len(m.std)} values for {len(m.mean)} in mean; give one per channel")
     if m.batch_size < 2 and m.arch in BATCH_NORM_ARCHS and not m.checkpoint:
         problems.append(f"{where}.batch_size: got {m.batch_size}; {m.arch} uses batch normalization, which "
                         "needs batches of at least 2 images")
@@ -349,11 +389,19 @@ def _torchvision_archs() -> list[str]:
 def _type_name(t: Any) -> str:
     if get_origin(t) is tuple:
         return f"a list of {_type_name(get_args(t)[0])}"
+    if get_origin(t) is dict:
+        return "a table of numbers, strings, booleans or lists of them"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(t, str(t))
 
 
 def _coerce(value: Any, t: Any) -> tuple[bool, Any]:
     """Convert a TOML value to the declared type; (False, None) when it does not fit."""
+    if get_origin(t) is dict:  # a table of plain values: no nested tables, no dates
+        plain_value = (str, int, float, bool)
+        ok = isinstance(value, dict) and all(
+            isinstance(v, plain_value) or (isinstance(v, list) and all(isinstance(x, plain_value) for x in v))
+            for v in value.values()) and not _non_finite(list(value.values()))
+        return ok, dict(value) if ok else None
     if get_origin(t) is tuple:
         if not isinstance(value, list):
             return False, None
@@ -431,6 +479,7 @@ def describe_options(cls: type = Config, prefix: str = "") -> list[tuple[str, st
         elif get_origin(t) is tuple and dataclasses.is_dataclass(get_args(t)[0]):
             rows += describe_options(get_args(t)[0], prefix + f.name + "[].")
         else:
-            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            default = list(default) if isinstance(default, tuple) else default
             rows.append((prefix + f.name, json.dumps(default), f.metadata.get("doc", "")))
     return rows

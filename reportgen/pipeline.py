@@ -19,9 +19,9 @@ import torch
 
 from reportgen import builds
 from reportgen.cache import Artifact, Cache, Stage
-from reportgen.config import Config, ModelConfig
+from reportgen.config import USER_CLASS, Config, ModelConfig
 from reportgen.errors import SettingError, SiteError
-from reportgen.nets import architectures, data, train
+from reportgen.nets import architectures, data, imported, train
 from reportgen.nets.architectures import ModelError
 from reportgen.nets.checkpoint import check_compatible, load_model, pick_device, read_checkpoint
 from reportgen.nets.data import Dataset
@@ -42,6 +42,7 @@ log = logging.getLogger("reportgen")
 # the stages every section reads: the data, then per model its weights, test predictions and description
 DATA = Stage("data", data.dataset_stage)
 TRAIN = Stage("train", train.train_stage)
+LOAD = Stage("load", imported.load_stage)
 EVALUATE = Stage("evaluate", evaluate.evaluate_stage)
 DESCRIBE = Stage("describe", describe.describe_stage)
 # the post's sections, in the order the post shows them
@@ -79,12 +80,12 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     _check_against_data(cfg, dataset)
     records = []
     for index, m in enumerate(cfg.models):
-        model_art = _model(cfg, index, dataset_art, device, run)
+        model_art, origin = _model(cfg, index, dataset_art, device, run)
         evaluation = run(EVALUATE, {"evaluate": dataclasses.replace(cfg.evaluate, batch_size=0), "device": device},
                          dataset_art, model_art, label=f"evaluate {m.name}",
                          runtime={"batch_size": cfg.evaluate.batch_size})
         description = run(DESCRIBE, {}, model_art, label=f"describe {m.name}")
-        records.append(ModelRecord(m.name, m.key, model_art, bool(m.checkpoint), evaluation, description))
+        records.append(ModelRecord(m.name, m.key, model_art, origin, evaluation, description))
     ctx = BuildContext(cfg, dataset, dataset_art, records, device, run)
     sections = [spec.build(ctx) for spec in SECTIONS if spec.enabled(cfg)]
 
@@ -108,20 +109,36 @@ def _data_params(cfg: Config) -> dict[str, object]:
 
 
 def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
-           run: Callable[..., Artifact]) -> Artifact:
-    """A model entry naming a checkpoint is loaded as is; otherwise trained, cached by its settings."""
+           run: Callable[..., Artifact]) -> tuple[Artifact, str]:
+    """The model's checkpoint and, for one trained elsewhere, the file it came from ('' when this
+    build trained it): a reportgen checkpoint as is, a state dict through the load stage (nothing
+    trained), else the train stage; each cached by its settings and files."""
     m = cfg.models[index]
     if m.checkpoint:  # already checked against the data by _check_against_data
-        return Artifact.external("checkpoint", cfg.resolve(m.checkpoint))
+        path = cfg.resolve(m.checkpoint)
+        return Artifact.external("checkpoint", path), path.name
     weights = [Artifact.external("weights", cfg.resolve(m.weights))] if m.weights else []
+    # the user's class file is an input too: editing it re-runs what used it
+    code = [Artifact.external("code", Path(_arch(cfg, m)[5:].rpartition(":")[0]))] if m.arch.startswith("file:") else []
+    settings = dataclasses.replace(_training_settings(m), arch=_arch(cfg, m))
     try:
+        if not m.train:
+            return run(LOAD, {"model": settings, "arch": settings.arch}, dataset_art, *weights, *code,
+                       label=f"load {m.name}"), cfg.resolve(m.weights).name
         # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS)
         threads = cfg.build.workers or train.DEFAULT_THREADS
-        return run(TRAIN, {"model": _training_settings(m), "augment": cfg.data.augment, "device": device,
-                           "threads": threads},
-                   dataset_art, *weights, label=f"train {m.name}")
+        return run(TRAIN, {"model": settings, "augment": cfg.data.augment, "device": device, "threads": threads},
+                   dataset_art, *weights, *code, label=f"train {m.name}"), ""
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+
+
+def _arch(cfg: Config, m: ModelConfig) -> str:
+    """The entry's architecture with a 'file:' class's file made absolute (it is relative to the config)."""
+    match = USER_CLASS.fullmatch(m.arch)
+    if match and match["kind"] == "file":
+        return f"file:{cfg.resolve(match['where'])}:{match['cls']}"
+    return m.arch
 
 
 def _check_inputs(cfg: Config, out: Path) -> None:
@@ -139,6 +156,9 @@ def _check_inputs(cfg: Config, out: Path) -> None:
                 raise ModelError(f"models[{index}].checkpoint: {e}") from None
         elif m.weights and not cfg.resolve(m.weights).is_file():
             raise ModelError(f"models[{index}].weights: file not found: {cfg.resolve(m.weights)}")
+        arch = _arch(cfg, m)
+        if arch.startswith("file:") and not Path(arch[5:].rpartition(":")[0]).is_file():
+            raise ModelError(f"models[{index}].arch: file not found: {arch[5:].rpartition(':')[0]}")
 
 
 def _check_against_data(cfg: Config, dataset: Dataset) -> None:
@@ -150,6 +170,11 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
         if m.checkpoint:
             path = cfg.resolve(m.checkpoint)
             check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
+        elif not m.train:  # the weights must fit the architecture and the classes: known without training
+            try:
+                imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights))
+            except ModelError as e:
+                raise ModelError(f"models[{index}] ({m.name}): {e}") from None
     if cfg.clusters.enabled:
         _check_clusters(cfg, dataset)
 
@@ -162,8 +187,12 @@ def _check_clusters(cfg: Config, dataset: Dataset) -> None:
     if m.checkpoint:
         network = load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
     else:
-        network = architectures.create_model(m.arch, in_channels=shape[0], image_size=shape[1],
-                                      num_classes=len(dataset.class_names), width=m.width, dropout=m.dropout)
+        try:
+            network = architectures.create_model(_arch(cfg, m), in_channels=shape[0], image_size=shape[1],
+                                                 num_classes=len(dataset.class_names), width=m.width,
+                                                 dropout=m.dropout, args=dict(m.args))
+        except ModelError as e:
+            raise ModelError(f"models[{mapped_model(cfg)}] ({m.name}): {e}") from None
     embedding.mapped_layer(network.eval(), shape, cfg.clusters.layer, m.name)
     count = len(embedding.mapped_rows(dataset, cfg.clusters.images))
     if count < 2:

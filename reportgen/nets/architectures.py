@@ -1,4 +1,6 @@
-"""Architecture registry: the write-up's Model I and Model II, plus any torchvision classifier.
+"""Architecture registry: the write-up's Model I and Model II, any torchvision classifier, and a
+network class of the user's own ('file:<file.py>:<Class>', 'python:<module>:<Class>'), with the
+weights files people save for them read safely (`read_state_dict`, `load_weights`).
 
 Layers are named the way the write-up and our figures cite them: blocks `conv1`, `conv2`, ... then
 `fc5`, `fc6`, `fc7`, each a small Sequential (`conv`/`linear`, `bn`, `relu`, `drop`, `pool`) so later
@@ -7,15 +9,20 @@ stages can hook a block's output or one of its parts by a stable, human name.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import math
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from reportgen.config import TORCHVISION_PREFIX
+from reportgen.config import TORCHVISION_PREFIX, USER_CLASS
 from reportgen.errors import ModelError
 
 ArchFactory = Callable[..., nn.Module]
@@ -37,32 +44,149 @@ def list_archs() -> list[str]:
 
 
 def create_model(arch: str, *, in_channels: int, image_size: int, num_classes: int,
-                 width: float = 1.0, dropout: float = 0.5, weights: Path | None = None) -> nn.Module:
-    """Instantiate an architecture by name; unknown names are answered with the known ones."""
+                 width: float = 1.0, dropout: float = 0.5, weights: Path | None = None,
+                 args: dict[str, Any] | None = None) -> nn.Module:
+    """Instantiate an architecture by name (a 'file:' class's path absolute); unknown names are
+    answered with the known ones. `weights`: a state dict to start training from, whose tensors are
+    taken where their names and shapes fit (a pretrained head of another size is left fresh)."""
     if arch.startswith(TORCHVISION_PREFIX):
-        model = _torchvision_model(arch[len(TORCHVISION_PREFIX):], in_channels, num_classes, weights)
-        _check_input_size(model, arch, in_channels, image_size)
-        return model
-    if arch not in _REGISTRY:
+        model = _torchvision_model(arch[len(TORCHVISION_PREFIX):], in_channels, num_classes)
+    elif USER_CLASS.fullmatch(arch):
+        model = _user_model(arch, args or {})
+    elif arch in _REGISTRY:
+        model = _REGISTRY[arch](in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+                                width=width, dropout=dropout)
+    else:
         raise ModelError(f"unknown architecture {arch!r}; known: {', '.join(list_archs())}")
+    if arch not in _REGISTRY:  # ours are built to fit the data
+        _check_shapes(model, arch, in_channels, image_size, num_classes)
     if weights is not None:
-        raise ModelError(f"'weights' applies to torchvision architectures only, not {arch!r}; "
-                         "use 'checkpoint' to load a trained reportgen model")
-    return _REGISTRY[arch](in_channels=in_channels, image_size=image_size, num_classes=num_classes,
-                           width=width, dropout=dropout)
+        _start_from(model, read_state_dict(weights), weights)
+    return model
 
 
-def _check_input_size(model: nn.Module, arch: str, in_channels: int, image_size: int) -> None:
-    """Fail early and plainly when an architecture's poolings shrink the input to nothing."""
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file as people save them: `torch.save(model.state_dict(), path)`,
+    from a DataParallel/DistributedDataParallel model (every key prefixed 'module.'), or a training
+    checkpoint holding them under 'state_dict' or 'model'. Read with weights_only=True: nothing but
+    tensors and plain containers is ever unpickled."""
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many unrelated types (pickle, zip, runtime) for a non-weights file
+        raise ModelError(f"{path}: cannot read weights ({e.__class__.__name__}); expected a state dict saved "
+                         "with torch.save(model.state_dict(), path)") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ModelError(f"{path}: expected a state dict (names of tensors to tensors)")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+    """Load `state` into `model` exactly: every tensor the network has, none it lacks, each of its
+    shape. What does not fit is one line naming the first mismatches (an output layer of another
+    size is named with both sizes)."""
+    target = _unwrapped(model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of another shape, first {k}: {tuple(state[k].shape)} in the file, "
+                         f"{tuple(own[k].shape)} in the network" + _head_hint(k, state[k], own[k]))
+        if missing:
+            parts.append(f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} the network does not have "
+                         f"({', '.join(unexpected[:3])}{', ...' if len(unexpected) > 3 else ''})")
+        raise ModelError(f"{path}: these weights do not fit {arch!r}: {'; '.join(parts)}")
+    target.load_state_dict(state)
+
+
+def _head_hint(key: str, theirs: torch.Tensor, ours: torch.Tensor) -> str:
+    """For the output layer: the two output counts in words."""
+    if theirs.dim() >= 1 and ours.dim() >= 1 and theirs.shape[1:] == ours.shape[1:]:
+        return (f" (the weights have {theirs.shape[0]} outputs and the network {ours.shape[0]}, one per class "
+                "of the data: a model reportgen reports on needs one output per class)")
+    return ""
+
+
+def _start_from(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Starting weights for training: the tensors whose names and shapes fit."""
+    target = _unwrapped(model)
+    own = target.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ModelError(f"{path}: no tensor of these weights fits the network (names or shapes differ)")
+    target.load_state_dict(fitting, strict=False)
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The network itself inside the gray-to-RGB wrapper torchvision models get for 1-channel input."""
+    return model.net if isinstance(model, nn.Sequential) and isinstance(model[0], RepeatChannels) else model
+
+
+def _user_model(arch: str, args: dict[str, Any]) -> nn.Module:
+    """An instance of a user's class: this runs the user's own code (see SECURITY.md)."""
+    match = USER_CLASS.fullmatch(arch)
+    kind, where, name = match["kind"], match["where"], match["cls"]
+    try:
+        if kind == "file":
+            path = Path(where)
+            if not path.is_file():
+                raise ModelError(f"{path}: file not found (from arch {arch!r})")
+            module_name = "reportgen_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+            module = sys.modules.get(module_name)
+            if module is None or getattr(module, "__file__", None) != str(path):
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[module_name]
+                    raise
+        else:
+            module = importlib.import_module(where)
+    except ModelError:
+        raise
+    except Exception as e:  # the user's code can raise anything while it is imported
+        raise ModelError(f"{arch}: importing {where} failed: {e.__class__.__name__}: {e}") from None
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise ModelError(f"{arch}: {where} has no nn.Module class {name!r}")
+    try:
+        return cls(**args)
+    except Exception as e:
+        raise ModelError(f"{arch}: {name}(**args) failed: {e.__class__.__name__}: {e}") from None
+
+
+def _check_shapes(model: nn.Module, arch: str, in_channels: int, image_size: int, num_classes: int) -> None:
+    """Fail early and plainly when the input does not fit a network (its poolings shrink it to nothing,
+    its stem expects other channels) or its outputs are not one per class of the data."""
     training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, in_channels, image_size, image_size))
-    except RuntimeError as e:
-        raise ModelError(f"{arch} cannot take {in_channels}x{image_size}x{image_size} inputs "
-                         f"({str(e).splitlines()[0]}); raise data.image_size") from None
+            out = model.eval()(torch.zeros(1, in_channels, image_size, image_size))
+    except Exception as e:  # any layer may refuse the input, with any exception type
+        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise ModelError(f"{arch} cannot take {in_channels}x{image_size}x{image_size} inputs ({first}); check "
+                         "data.image_size and data.channels") from None
     finally:
         model.train(training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != num_classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"{arch}: gives outputs of shape {shape} for one image, but the data has "
+                         f"{num_classes} classes: a model reportgen reports on needs one output per class")
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -155,27 +279,13 @@ def model2(*, in_channels: int, image_size: int, num_classes: int, width: float,
                      conv_dropout=lambda i: 0.0 if i < 2 else dropout / 2)
 
 
-def _torchvision_model(name: str, in_channels: int, num_classes: int, weights: Path | None) -> nn.Module:
+def _torchvision_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
     import torchvision
 
     known = torchvision.models.list_models(module=torchvision.models)
     if name not in known:
         raise ModelError(f"unknown torchvision architecture {name!r}; known: {', '.join(sorted(known))}")
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    if weights is not None:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many unrelated types (pickle, zip, runtime) for a non-weights file
-            raise ModelError(f"{weights}: cannot read weights ({e.__class__.__name__}); expected a "
-                             "torch state_dict file") from None
-        if not isinstance(state, dict):
-            raise ModelError(f"{weights}: expected a torch state_dict (a dict of tensors)")
-        own = model.state_dict()
-        # ImageNet weights carry a 1000-way head; keep our freshly sized head when shapes differ
-        fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        if not fitting:
-            raise ModelError(f"{weights}: no tensor matches torchvision {name!r}")
-        model.load_state_dict(fitting, strict=False)
     if in_channels == 3:
         return model
     # torchvision stems expect RGB; repeat gray input rather than editing each stem

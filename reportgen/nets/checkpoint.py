@@ -119,7 +119,7 @@ def _malformed(c: dict[str, Any]) -> str | None:
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         return "'state_dict' is not a dict of tensors"
-    for key in ("config", "metrics"):
+    for key in ("config", "metrics", "arch_args", "origin"):
         if not isinstance(c.get(key, {}), dict):
             return f"{key!r} is not a table"
     return _malformed_curves(c.get("metrics") or {})
@@ -165,7 +165,7 @@ def load_model(path: Path, device: torch.device) -> TrainedModel:
     checkpoint = read_checkpoint(path)
     kwargs = checkpoint["arch_kwargs"]
     try:
-        network = create_model(checkpoint["arch"], **kwargs)
+        network = create_model(checkpoint["arch"], **kwargs, args=checkpoint.get("arch_args") or {})
     except ModelError as e:
         raise ModelError(f"{path}: {e}") from None
     try:

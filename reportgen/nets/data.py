@@ -185,6 +185,12 @@ def split_counts(ds: Dataset) -> list[dict]:
             for name, row in zip(ds.class_names, counts, strict=True)]
 
 
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 NHWC images, on the [0, 1] scale."""
+    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return x.mean(0).tolist(), np.maximum(x.std(0), 1e-3).tolist()
+
+
 def augmented_train_count(ds: Dataset, aug: AugmentConfig) -> int:
     """Training samples per epoch once augmented classes are repeated `aug.factor` times."""
     train_labels = ds.labels[ds.splits == SPLITS.index("train")]  # not part(): no need to copy the images

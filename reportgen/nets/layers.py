@@ -140,25 +140,86 @@ def _block_path(name: str, block: nn.Module) -> tuple[str, str] | None:
     return f"{name}.{part}", kind
 
 
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.ELU, nn.Tanh, nn.Sigmoid)
+OPEN_CONTAINER = 4  # a Sequential of at least this many weighted blocks (torchvision's `features`) is opened
+
+
 def _candidate_paths(model: nn.Module) -> list[tuple[str, str, str]]:
-    """(name, path, kind) of every unit layer, before shapes are known."""
+    """(name, path, kind) of every unit layer, before shapes are known ('' kind: from the shape)."""
     blocks = [(name, _block_path(name, child)) for name, child in model.named_children()
               if isinstance(child, nn.Sequential)]
     ours = [(name, found[0], found[1]) for name, found in blocks if found]
     if ours:
         return ours
-    # any other network: every conv and linear module, by module path
-    return [(path, path, "conv" if isinstance(m, nn.Conv2d) else "fc") for path, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [(name, path, "") for name, path in top_blocks(model)]
+
+
+def _weighted(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters()) and not isinstance(module, _NORMS)
+
+
+def top_blocks(model: nn.Module) -> list[tuple[str, str]]:
+    """(name, module path) of the blocks of any other network, in definition order: the children of
+    its root that hold weights (normalization layers aside), with a Sequential of many such blocks
+    (torchvision's `features`) opened one level. Where a weighted child of an opened container is
+    followed by an activation module, the unit is the activation's output, which the next block sees
+    (an in-place ReLU would otherwise rewrite what was recorded)."""
+    root, prefix = model, ""
+    children = dict(model.named_children())
+    if isinstance(model, nn.Sequential) and list(children) == ["to_rgb", "net"]:  # gray input for an RGB stem
+        root, prefix = children["net"], "net."
+    found = []
+    for name, child in root.named_children():
+        if not _weighted(child):
+            continue
+        inner = list(child.named_children()) if isinstance(child, nn.Sequential) else []
+        if sum(_weighted(c) for _, c in inner) < OPEN_CONTAINER:
+            found.append((prefix + name, prefix + name))
+            continue
+        for i, (sub, block) in enumerate(inner):
+            if _weighted(block):
+                after = inner[i + 1] if i + 1 < len(inner) else None
+                out = after[0] if after is not None and isinstance(after[1], _ACTIVATIONS) else sub
+                found.append((f"{prefix}{name}.{sub}", f"{prefix}{name}.{out}"))
+    return found
 
 
 def unit_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[UnitLayer]:
-    """The layers whose units the post visualizes, in execution order, with output shapes."""
+    """The layers whose units the post visualizes, in execution order, with output shapes: our blocks
+    by the write-up's names, another network's top-level blocks (`top_blocks`) by module path. Blocks
+    whose output is neither a feature map (C, H, W) nor a vector (F,), such as a transformer's tokens,
+    have no units the post can show and are left out."""
     candidates = _candidate_paths(model)
     outputs = forward_to(model, _zeros(model, input_shape), [path for _, path, _ in candidates], grad=False)
     order = list(outputs)  # forward_to returns outputs in the order they were produced
     ranked = sorted(candidates, key=lambda c: order.index(c[1]))
-    return [UnitLayer(name, path, kind, tuple(outputs[path].shape[1:])) for name, path, kind in ranked]
+    layers = []
+    for name, path, kind in ranked:
+        shape = tuple(outputs[path].shape[1:])
+        kind = kind or {3: "conv", 1: "fc"}.get(len(shape), "")
+        if kind:
+            layers.append(UnitLayer(name, path, kind, shape))
+    if not layers:
+        raise LayerError(f"{type(model).__name__}: no block gives a feature map or a vector of units "
+                         f"(blocks: {', '.join(p for _, p, _ in ranked) or 'none'})")
+    return layers
+
+
+def default_feature_layer(layers: list[UnitLayer]) -> UnitLayer:
+    """The layer whose maps the feature-map figure shows when none is set: the second convolutional
+    one (the write-up's conv2), else the first."""
+    conv = [layer for layer in layers if layer.kind == "conv"]
+    if not conv:
+        raise LayerError("the network has no convolutional layer to show feature maps of")
+    return conv[1] if len(conv) > 1 else conv[0]
+
+
+def default_descriptor_layer(layers: list[UnitLayer]) -> UnitLayer:
+    """The layer whose outputs describe images for the map when none is set: the first hidden fully
+    connected layer (the write-up mapped Model II's fc5), else the last layer before the output."""
+    hidden = layers[:-1] or layers
+    return next((layer for layer in hidden if layer.kind == "fc"), hidden[-1])
 
 
 def find_layer(layers: list[UnitLayer], name: str) -> UnitLayer:

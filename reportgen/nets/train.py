@@ -24,7 +24,7 @@ from reportgen.cache import Artifact, plain, source_date, versions
 from reportgen.config import AugmentConfig, ModelConfig
 from reportgen.nets.architectures import ModelError, create_model
 from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, Normalizer, predict, save_checkpoint
-from reportgen.nets.data import Augmenter, Dataset
+from reportgen.nets.data import Augmenter, Dataset, channel_stats
 from reportgen.progress import track
 
 log = logging.getLogger("reportgen")
@@ -82,12 +82,6 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 NHWC images, on the [0, 1] scale."""
-    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return x.mean(0).tolist(), np.maximum(x.std(0), 1e-3).tolist()
-
-
 def smooth(values: list[float], span: int) -> list[float]:
     """Exponential moving average with the given span: the write-up's temporally smoothed curve."""
     alpha, out, acc = 2.0 / (span + 1), [], None
@@ -120,7 +114,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
     size, channels = data.images.shape[1], data.images.shape[3]
     arch_kwargs = {"in_channels": channels, "image_size": size, "num_classes": len(data.class_names),
                    "width": cfg.width, "dropout": cfg.dropout}
-    model = create_model(cfg.arch, weights=weights, **arch_kwargs).to(device)
+    model = create_model(cfg.arch, weights=weights, args=dict(cfg.args), **arch_kwargs).to(device)
     mean, std = channel_stats(x_train)
     norm = Normalizer(mean, std, device)
     augmenter = Augmenter(augment, data.class_names)
@@ -183,7 +177,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         "epoch": best_epoch,  # whose weights the checkpoint holds
         "weights": "best validation" if best_state is not None else "last epoch",
     }
-    return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": arch_kwargs,
+    return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": arch_kwargs, "arch_args": dict(cfg.args),
             "class_names": list(data.class_names), "normalization": {"mean": mean, "std": std},
             "config": plain(cfg), "metrics": metrics, "versions": versions(), "environment": environment(device),
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}

@@ -18,10 +18,15 @@ class ModelRecord:
 
     name: str
     key: str                 # file-name-safe id derived from the display name
-    model: Artifact          # the train stage's checkpoint, or the user's checkpoint file
-    loaded: bool             # True when the config named a checkpoint instead of training
+    model: Artifact          # the train or load stage's checkpoint, or the user's checkpoint file
+    origin: str              # the file a model trained elsewhere came from; '' when this build trained it
     evaluation: Artifact
     description: Artifact
+
+    @property
+    def loaded(self) -> bool:
+        """True when the network was trained elsewhere: loaded, not trained by this build."""
+        return bool(self.origin)
 
 
 @dataclass(frozen=True)

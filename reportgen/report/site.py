@@ -289,11 +289,11 @@ def post_date(cfg: Config, models: list[ModelRecord]) -> str:
         return fixed.isoformat()
     dates = []
     for m in models:
-        if m.loaded:
+        if m.model.manifest.get("created"):  # the day a train stage ran, or a loaded weights file's date
+            dates.append(m.model.manifest["created"])
+        elif m.loaded:  # a reportgen checkpoint named in the config: its file's date
             stamp = m.model.file(m.model.manifest["file"]).stat().st_mtime
             dates.append(datetime.datetime.fromtimestamp(stamp, datetime.UTC).date().isoformat())
-        elif m.model.manifest.get("created"):
-            dates.append(m.model.manifest["created"])
     return max(dates, default=datetime.date.today().isoformat())
 
 

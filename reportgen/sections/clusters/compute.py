@@ -33,7 +33,7 @@ from reportgen.cache import Artifact
 from reportgen.errors import SettingError
 from reportgen.nets.checkpoint import Normalizer, load_model
 from reportgen.nets.data import SPLITS, Dataset
-from reportgen.nets.layers import LayerError, find_layer, unit_layers
+from reportgen.nets.layers import LayerError, default_descriptor_layer, find_layer, unit_layers
 from reportgen.optvis.hooks import capture, eval_mode, forward_to
 
 log = logging.getLogger(__name__)
@@ -356,6 +356,9 @@ def mapped_layer(network: nn.Module, input_shape: tuple[int, int, int], name: st
     """(name, module path) of the layer `clusters.layer` names: a unit layer (by name or path), or any
     module of the network by path (for torchvision models); SettingError naming the known ones."""
     layers = unit_layers(network, input_shape)
+    if not name:
+        layer = default_descriptor_layer(layers)
+        return layer.name, layer.path
     try:
         layer = find_layer(layers, name)
     except LayerError:

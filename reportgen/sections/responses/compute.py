@@ -31,7 +31,7 @@ from reportgen.config import ResponsesConfig
 from reportgen.errors import DataError
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
-from reportgen.nets.layers import LayerError, receptive_fields
+from reportgen.nets.layers import LayerError, default_feature_layer, receptive_fields
 from reportgen.sections.responses.recording import (
     class_accuracy,
     class_preferences,
@@ -147,7 +147,8 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         arrays[f"top{i}"] = layer.top_image
         arrays[f"peak{i}"] = layer.top_value
     try:
-        feature = rec.layer(settings["feature_layer"])
+        feature = rec.layer(settings["feature_layer"]) if settings["feature_layer"] else \
+            default_feature_layer(rec.layers)
     except LayerError as e:
         raise LayerError(f"responses.feature_layer: {e}") from None
     if feature.kind != "conv":
