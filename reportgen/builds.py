@@ -45,6 +45,8 @@ def inputs_fingerprint(cfg: Config, out: Path) -> str:
     """A hash of everything a build of `cfg` into `out` reads (see the module's docstring)."""
     files = {f"models[{i}].{key}": _stat(cfg.resolve(path)) for i, m in enumerate(cfg.models)
              for key, path in (("checkpoint", m.checkpoint), ("weights", m.weights)) if path}
+    files.update({f"models[{i}].arch": _stat(path) for i, m in enumerate(cfg.models)
+                  if (path := m.class_file(cfg.root)) is not None})
     parts = {
         "reportgen": __version__,
         "config": plain(cfg),

@@ -176,6 +176,23 @@ class ModelConfig:
     batch_size: int = option(64, "Training batch size.", at_least(1))
     seed: int = option(0, "Seed of initialization and batch order.", _seed)
 
+    def class_file(self, root: Path) -> Path | None:
+        """The source file of a 'file:' or 'python:' class (None for other architectures), so that
+        editing the user's code re-runs what used it. Finding a 'python:' module's file imports its
+        parent packages, which is the user's code."""
+        match = USER_CLASS.fullmatch(self.arch)
+        if not match:
+            return None
+        if match["kind"] == "file":
+            return (root / match["where"]).resolve()
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(match["where"])
+        except (ImportError, ValueError):
+            spec = None
+        return Path(spec.origin) if spec is not None and spec.origin else None
+
     @property
     def key(self) -> str:
         """A file-name-safe identifier derived from the display name."""

@@ -119,7 +119,7 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
         return Artifact.external("checkpoint", path), path.name
     weights = [Artifact.external("weights", cfg.resolve(m.weights))] if m.weights else []
     # the user's class file is an input too: editing it re-runs what used it
-    code = [Artifact.external("code", Path(_arch(cfg, m)[5:].rpartition(":")[0]))] if m.arch.startswith("file:") else []
+    code = [Artifact.external("code", path)] if (path := m.class_file(cfg.root)) and path.is_file() else []
     settings = dataclasses.replace(_training_settings(m), arch=_arch(cfg, m))
     try:
         if not m.train:
@@ -137,7 +137,7 @@ def _arch(cfg: Config, m: ModelConfig) -> str:
     """The entry's architecture with a 'file:' class's file made absolute (it is relative to the config)."""
     match = USER_CLASS.fullmatch(m.arch)
     if match and match["kind"] == "file":
-        return f"file:{cfg.resolve(match['where'])}:{match['cls']}"
+        return f"file:{m.class_file(cfg.root)}:{match['cls']}"
     return m.arch
 
 
@@ -156,9 +156,8 @@ def _check_inputs(cfg: Config, out: Path) -> None:
                 raise ModelError(f"models[{index}].checkpoint: {e}") from None
         elif m.weights and not cfg.resolve(m.weights).is_file():
             raise ModelError(f"models[{index}].weights: file not found: {cfg.resolve(m.weights)}")
-        arch = _arch(cfg, m)
-        if arch.startswith("file:") and not Path(arch[5:].rpartition(":")[0]).is_file():
-            raise ModelError(f"models[{index}].arch: file not found: {arch[5:].rpartition(':')[0]}")
+        if m.arch.startswith("file:") and not (path := m.class_file(cfg.root)).is_file():
+            raise ModelError(f"models[{index}].arch: file not found: {path}")
 
 
 def _check_against_data(cfg: Config, dataset: Dataset) -> None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from reportgen import pipeline
+from reportgen.config import load_config
 from tests.conftest import BuiltSite
 
 if TYPE_CHECKING:
@@ -230,6 +232,14 @@ def test_site_works_from_disk(browser: Browser, site: Path) -> None:
     root = site.as_uri() + "/"
     visit = visit_post(browser, root + "index.html", allowed=root)
     assert_post_is_whole(visit, allowed=root)
+
+
+def test_the_site_of_a_network_trained_elsewhere_works_from_disk(browser: Browser, tmp_path: Path) -> None:
+    from tests.nets.test_imported import user_class_config
+
+    pipeline.build(load_config(user_class_config(tmp_path)))
+    root = (tmp_path / "site").as_uri() + "/"
+    assert_post_is_whole(visit_post(browser, root + "index.html", allowed=root), allowed=root)
 
 
 def test_site_works_under_a_project_subpath(browser: Browser, served_site: str, tmp_path: Path,

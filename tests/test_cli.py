@@ -70,9 +70,9 @@ def test_architecture_and_non_finite_mistakes_exit_2_before_any_data_is_read(tmp
     # the data folder does not exist: reaching the data stage would exit 1 instead
     (tmp_path / "config.toml").write_text('[data]\nsource = "folder"\npath = "photos"\nseed = -1\n'
                                           '[[models]]\nname = "A"\narch = "resnet9000"\nlr = inf\n'
-                                          '[[models]]\nname = "B"\nweights = "w.pth"\n')
+                                          '[[models]]\nname = "B"\ntrain = false\n')
     assert main(["build", "--config", str(tmp_path / "config.toml")]) == 2
     err = capsys.readouterr().err
-    for key in ("models[0].arch", "models[0].lr", "data.seed", "models[1].weights"):
+    for key in ("models[0].arch", "models[0].lr", "data.seed", "models[1].train"):
         assert f"  {key}: " in err, err
     assert "Traceback" not in err and "photos" not in err

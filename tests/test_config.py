@@ -152,7 +152,11 @@ def test_seeds_outside_what_numpy_and_torch_take_are_config_errors(tmp_path: Pat
     ('arch = "modl1"', "models[0].arch: got 'modl1' (did you mean 'model1'?)"),
     ('arch = "torchvision:notanet"', "models[0].arch: got 'torchvision:notanet', an unknown torchvision"),
     ('arch = "torchvision:resnet1"', "(did you mean 'torchvision:resnet18'?)"),
-    ('weights = "w.pth"', "models[0].weights: applies to torchvision architectures only, not 'model1'"),
+    ('train = false', "models[0].train: false needs the trained network's state dict in models[0].weights"),
+    ('arch = "file:net.txt:Net"', "models[0].arch: got 'file:net.txt:Net'; the file of a 'file:' class must be a .py"),
+    ('arch = "python:pkg.mod"', "models[0].arch: got 'python:pkg.mod'; expected 'file:<path/to/file.py>:<Class>'"),
+    ('args = { depth = 3 }', "models[0].args: constructor arguments apply to a 'file:' or 'python:' class only"),
+    ('mean = [0.5]\nstd = [0.2]', "models[0].mean: the normalization of a network this build trains"),
     ('arch = "torchvision:alexnet"\nweights = "w.pth"\ncheckpoint = "c.pt"', "models[0].weights: a model loaded"),
     ('arch = "model2"\nbatch_size = 1', "models[0].batch_size: got 1; model2 uses batch normalization"),
 ])

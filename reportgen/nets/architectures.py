@@ -144,9 +144,11 @@ def _user_model(arch: str, args: dict[str, Any]) -> nn.Module:
             path = Path(where)
             if not path.is_file():
                 raise ModelError(f"{path}: file not found (from arch {arch!r})")
-            module_name = "reportgen_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+            # one module per version of the file, so an edited class is imported afresh
+            source = path.read_bytes()
+            module_name = "reportgen_user_" + hashlib.sha256(str(path).encode() + b"\0" + source).hexdigest()[:16]
             module = sys.modules.get(module_name)
-            if module is None or getattr(module, "__file__", None) != str(path):
+            if module is None:
                 spec = importlib.util.spec_from_file_location(module_name, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[module_name] = module

@@ -286,7 +286,7 @@ def _spatial(tensor: torch.Tensor | None) -> tuple[int, int] | None:
 
 
 def receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str, ReceptiveField]:
-    """Receptive field of every executed leaf module's output, keyed by module path (and "input").
+    """Receptive field of every executed module's output, keyed by module path (and "input").
 
     Computed from the architecture by one forward pass on zeros: each module's field follows from
     the field of the tensor it received (traced by identity, so branches are followed; a tensor made
@@ -329,9 +329,18 @@ def receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) -> dic
                 remember(result, field)
         return trace
 
+    def block(name: str) -> Any:
+        def trace(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            # a block (resnet's layer1, a features.3 stage) sees what its output tensor saw; an output
+            # made by a functional op inside it (a residual sum) takes the latest field
+            result = first_tensor(output)
+            fields.setdefault(name, by_tensor.get(id(result), latest[0])[0] if result is not None else latest[0][0])
+        return trace
+
+    blocks = [(name, m) for name, m in model.named_modules() if next(m.children(), None) is not None and name]
     x = _zeros(model, input_shape)
     remember(x, fields["input"])
-    _hooked_eval_forward(model, x, [(m, tracer(name)) for name, m in leaves])
+    _hooked_eval_forward(model, x, [(m, tracer(name)) for name, m in leaves] + [(m, block(name)) for name, m in blocks])
     return fields
 
 

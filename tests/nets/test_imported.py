@@ -1,0 +1,191 @@
+"""Networks trained elsewhere: state dicts as people save them, a class of one's own, torchvision
+architectures loaded as they are through the config, and the errors when something does not fit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from reportgen import pipeline
+from reportgen.config import load_config
+from reportgen.errors import ModelError, SettingError
+from reportgen.nets.architectures import create_model, load_weights, read_state_dict
+from reportgen.nets.layers import receptive_fields, unit_layers
+from tests.conftest import TINY
+
+POST = Path("posts") / "visualizing-two-cnns"
+# a network class the way users write theirs: a features stack and a classifier head
+USER_NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, classes=10, width=8):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(8 * width, 32), nn.ReLU(), nn.Linear(32, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+'''
+
+
+def _config(folder: Path, models: str, **replace: str) -> Path:
+    text = TINY.split("[[models]]")[0]
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    (folder / "config.toml").write_text(text + models)
+    return folder / "config.toml"
+
+
+def test_state_dicts_as_people_save_them_are_unwrapped(tmp_path: Path) -> None:
+    net = create_model("model1", in_channels=1, image_size=16, num_classes=10, width=0.125)
+    state = net.state_dict()
+    forms = {"plain": state, "data-parallel": {"module." + k: v for k, v in state.items()},
+             "checkpoint": {"epoch": 3, "state_dict": state}, "model-key": {"model": state, "optimizer": {}}}
+    for name, saved in forms.items():
+        torch.save(saved, tmp_path / f"{name}.pth")
+        loaded = read_state_dict(tmp_path / f"{name}.pth")
+        assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state), name
+    torch.save(nn.Linear(2, 2), tmp_path / "pickled-module.pth")  # a whole pickled object: never unpickled
+    with pytest.raises(ModelError, match="pickled-module.pth: cannot read weights"):
+        read_state_dict(tmp_path / "pickled-module.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a tensor file")
+    with pytest.raises(ModelError, match="junk.pth: cannot read weights"):
+        read_state_dict(tmp_path / "junk.pth")
+
+
+def test_weights_that_do_not_fit_name_what_differs(tmp_path: Path) -> None:
+    theirs = torchvision.models.get_model("resnet18", weights=None, num_classes=1000)
+    ours = create_model("torchvision:resnet18", in_channels=3, image_size=32, num_classes=3)
+    with pytest.raises(ModelError, match=r"fc.weight: \(1000, 512\) in the file, \(3, 512\) in the network "
+                                         r"\(the weights have 1000 outputs and the network 3"):
+        load_weights(ours, theirs.state_dict(), tmp_path / "imagenet.pth", "torchvision:resnet18")
+    partial = {k: v for k, v in theirs.state_dict().items() if not k.startswith("layer4")}
+    with pytest.raises(ModelError, match=r"missing \(layer4.0.conv1.weight"):
+        load_weights(ours, partial, tmp_path / "partial.pth", "torchvision:resnet18")
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "efficientnet_b0"])
+def test_real_architectures_load_exactly_and_expose_their_blocks(arch: str, tmp_path: Path) -> None:
+    saved = torchvision.models.get_model(arch, weights=None, num_classes=3).eval()
+    torch.save(saved.state_dict(), tmp_path / "w.pth")
+    net = create_model(f"torchvision:{arch}", in_channels=3, image_size=32, num_classes=3)
+    load_weights(net, read_state_dict(tmp_path / "w.pth"), tmp_path / "w.pth", arch)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(net.eval()(x), saved(x))  # squeeze-excitation, hardswish, depthwise convs and all
+    layers = unit_layers(net, (3, 32, 32))
+    assert layers[0].name == "features.0" and layers[-1].name == "classifier" and layers[-1].units == 3
+    fields = receptive_fields(net, (3, 32, 32))
+    assert all(layer.path in fields for layer in layers if layer.kind == "conv")
+
+
+def user_class_config(tmp_path: Path) -> Path:
+    """A config that reports on a class of one's own (models/net.py) loaded from the state dict a
+    user's script saved (net.pth): nothing of it is trained by the build."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "net.py").write_text(USER_NET)
+    namespace: dict = {}
+    exec(compile(USER_NET, "net.py", "exec"), namespace)  # the user's script trains and saves it their way
+    torch.manual_seed(0)
+    torch.save(namespace["Net"](classes=10, width=6).state_dict(), tmp_path / "net.pth")
+    config = _config(tmp_path, '''
+[[models]]
+name = "Their <net>"
+arch = "file:models/net.py:Net"
+args = { classes = 10, width = 6 }
+train = false
+weights = "net.pth"
+mean = [0.13]
+std = [0.3]
+''')
+    return config
+
+
+def test_a_class_of_ones_own_from_a_file_is_loaded_and_reported_without_training(tmp_path: Path) -> None:
+    config = user_class_config(tmp_path)
+    result = pipeline.build(load_config(config))
+    labels = [a.manifest.get("label") for a in result.stages if not a.cached]
+    assert "load Their <net>" in labels and not any(label.startswith("train") for label in labels)
+    html = (tmp_path / "site" / POST / "index.html").read_text()
+    assert "this build loaded it from <code>net.pth</code> and trained nothing" in html
+    assert "trained elsewhere and loaded as it is, so this post has no learning curves" in html
+    assert "Their &lt;net&gt;" in html and "<net>" not in html
+    for section in ("preferred-inputs", "activation-responses", "clusterings"):
+        assert re.search(rf'<h2 id="[^"]*{section.split("-")[0]}', html, re.I), section
+    # editing the class file re-runs the load stage and what reads it; the weights are read again
+    (tmp_path / "models" / "net.py").write_text(USER_NET + "\n# tuned\n")
+    again = pipeline.build(load_config(config))
+    assert "load Their <net>" in [a.manifest.get("label") for a in again.stages if not a.cached]
+
+
+def test_a_torchvision_state_dict_from_data_parallel_loads_through_the_config(tmp_path: Path) -> None:
+    net = torchvision.models.get_model("resnet18", weights=None, num_classes=10)
+    torch.save({"state_dict": {"module." + k: v for k, v in net.state_dict().items()}}, tmp_path / "resnet18.pth")
+    config = _config(tmp_path, '''
+[[models]]
+name = "ResNet"
+arch = "torchvision:resnet18"
+weights = "resnet18.pth"
+train = false
+''', **{"[data]\n": "[data]\nchannels = 3\n", "image_size = 16": "image_size = 32"})
+    # section 2 on a ResNet's thousand units is the slow part; the test of a class of one's own runs it
+    result = pipeline.build(load_config(config, overrides={"preferred.enabled": False}))
+    assert any(a.stage == "load" for a in result.stages)
+    html = (tmp_path / "site" / POST / "index.html").read_text()
+    assert "resnet18.pth" in html and "layer1" in html  # no layer setting: the feature maps of a block
+
+
+def test_mismatches_are_one_line_before_any_model_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "TRAIN", pipeline.Stage("train", lambda *a, **k: pytest.fail("trained")))
+    big = torchvision.models.get_model("resnet18", weights=None, num_classes=1000)
+    torch.save(big.state_dict(), tmp_path / "imagenet.pth")
+    models = '''
+[[models]]
+name = "A"
+arch = "model1"
+width = 0.125
+[[models]]
+name = "B"
+arch = "torchvision:resnet18"
+weights = "imagenet.pth"
+train = false
+'''
+    config = _config(tmp_path, models, **{"[data]\n": "[data]\nchannels = 3\n", "image_size = 16": "image_size = 32"})
+    with pytest.raises(ModelError, match=r"models\[1\] \(B\): .*imagenet.pth: these weights do not fit .*1000 "
+                                         r"outputs and the network 10"):
+        pipeline.build(load_config(config))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "net.py").write_text("class Other: pass\n")
+    config.write_text(config.read_text().replace('arch = "torchvision:resnet18"', 'arch = "file:models/net.py:Net"'))
+    with pytest.raises(ModelError, match=r"models/net.py has no nn.Module class 'Net'"):
+        pipeline.build(load_config(config))
+    (tmp_path / "models" / "net.py").write_text("def broken(:\n")
+    with pytest.raises(ModelError, match=r"importing .*net.py failed: SyntaxError"):
+        pipeline.build(load_config(config))
+
+
+def test_a_layer_the_network_lacks_is_named_with_the_ones_it_has(tmp_path: Path) -> None:
+    torch.save(torchvision.models.get_model("resnet18", weights=None, num_classes=10).state_dict(),
+               tmp_path / "r.pth")
+    config = _config(tmp_path, '''
+[[models]]
+name = "R"
+arch = "torchvision:resnet18"
+weights = "r.pth"
+train = false
+[clusters]
+layer = "layer9"
+''', **{"[data]\n": "[data]\nchannels = 3\n", "image_size = 16": "image_size = 32"})
+    with pytest.raises(SettingError, match=r"clusters.layer: 'layer9' is not a layer of R; known: conv1, layer1"):
+        pipeline.build(load_config(config))
