@@ -27,7 +27,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,18 @@ class Artifact:
         """A user's file (a checkpoint, weights) as an input: keyed by its content, not its name."""
         return cls(stage, file_digest(path), path.parent, {"label": path.name, "files": [path.name],
                                                           "file": path.name}, True, 0.0)
+
+
+def layered(records: Sequence[Any]) -> dict[str, Any]:
+    """The npz entries of one dataclass record per layer: `<field>_<layer index>`, the one naming of
+    per-layer arrays in every artifact."""
+    return {f"{f.name}_{i}": getattr(record, f.name) for i, record in enumerate(records)
+            for f in dataclasses.fields(record)}
+
+
+def unlayered(cls: type, arrays: Any, count: int) -> list[Any]:
+    """The `count` records of dataclass `cls` that `layered` wrote into `arrays` (an npz or a dict)."""
+    return [cls(**{f.name: arrays[f"{f.name}_{i}"] for f in dataclasses.fields(cls)}) for i in range(count)]
 
 
 def source_date() -> datetime.date | None:

@@ -2,6 +2,7 @@
 site built from it for the whole session, for the tests that only read a built site."""
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,18 @@ def tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(TINY)
     return path
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one torch thread: two threads spinning on a shared 2-core machine
+    made them 20x slower. Used by the test modules of tiny networks (pytestmark)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,5 @@
 """optvis: gradient ascent raises units, each regularizer does its job, rows are independent of their batch."""
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -31,13 +30,7 @@ SHAPE = (1, SIDE, SIDE)
 FAST = Settings(steps=24, lr=0.1, param="pixel", blur_every=0, jitter=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny ops on a CPU shared with other processes run far slower with two threads fighting for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stripes(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

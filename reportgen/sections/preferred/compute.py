@@ -11,12 +11,10 @@ crop. Writes npz + json only.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reportgen.cache import Artifact
+from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import PreferredConfig
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
@@ -93,7 +91,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
             reached=np.array([r.reached for r in records], np.float32).reshape(per_unit),
             flat=np.array([r.flat for r in records], bool).reshape(per_unit),
             best=per_layer[i].best.float().numpy(), peak=per_layer[i].peak.float().numpy()))
-    arrays = PreferredInputs.arrays(results)
+    arrays = layered(results)
     clock["render"] = time.perf_counter()
     np.savez_compressed(folder / "preferred.npz", **arrays)
 
@@ -234,20 +232,12 @@ class PreferredInputs:
     layers: list[LayerInputs]
     weights: dict[str, np.ndarray]
 
-    @staticmethod
-    def arrays(layers: Sequence[LayerInputs]) -> dict[str, np.ndarray]:
-        """The npz entries of `layers`: `<field>_<layer index>`."""
-        return {f"{f.name}_{i}": getattr(layer, f.name) for i, layer in enumerate(layers)
-                for f in dataclasses.fields(LayerInputs)}
-
 
 def read(artifact: Artifact) -> PreferredInputs:
     """A preferred-stage artifact's summary, per-layer arrays and weights."""
     summary = json.loads(artifact.file("preferred.json").read_text())
     with np.load(artifact.file("preferred.npz")) as arrays, np.load(artifact.file("weights.npz")) as weights:
-        layers = [LayerInputs(**{f.name: arrays[f"{f.name}_{i}"] for f in dataclasses.fields(LayerInputs)})
-                  for i in range(len(summary["layers"]))]
-        return PreferredInputs(summary, layers, dict(weights))
+        return PreferredInputs(summary, unlayered(LayerInputs, arrays, len(summary["layers"])), dict(weights))
 
 
 def keyed(cfg: PreferredConfig) -> PreferredConfig:

@@ -19,14 +19,14 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from reportgen.cache import Artifact
+from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import ResponsesConfig
 from reportgen.errors import DataError
 from reportgen.nets.checkpoint import load_model
@@ -141,11 +141,6 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
     rec = record_responses(trained.network, images, labels, mean, std, class_names=trained.class_names,
                            k=settings["k"], keep=keep, batch_size=batch_size)
     timings["pass"] = time.perf_counter() - start
-    arrays: dict[str, np.ndarray] = {"keep": np.asarray(keep, np.int64)}
-    for i, layer in enumerate(rec.layers):
-        arrays[f"units{i}"] = layer.kept_units.astype(np.float32)
-        arrays[f"top{i}"] = layer.top_image
-        arrays[f"peak{i}"] = layer.top_value
     try:
         feature = rec.layer(settings["feature_layer"]) if settings["feature_layer"] else \
             default_feature_layer(rec.layers)
@@ -153,15 +148,16 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         raise LayerError(f"responses.feature_layer: {e}") from None
     if feature.kind != "conv":
         raise LayerError(f"responses.feature_layer: {feature.name!r} is not a convolutional layer")
-    arrays["feature_maps"] = feature.kept[len(keep) - 2]  # the activated-units image of class A
+    feature_maps = feature.kept[len(keep) - 2]  # the activated-units image of class A
+    kept_units = [layer.kept_units.astype(np.float32) for layer in rec.layers]  # before the maps are dropped
     for layer in rec.layers:
         layer.kept = layer.kept[:0]  # the maps were needed for the feature grid only: keep the cache small
 
     start = time.perf_counter()
     fields = receptive_fields(trained.network, trained.input_shape)
     side = images.shape[1]
-    layers_info, gradients = [], {}
-    for i, layer in enumerate(rec.layers):
+    layers_info, frames = [], []
+    for layer, units in zip(rec.layers, kept_units, strict=True):
         rf = fields.get(layer.path)
         size = [min(int(s), side) for s in rf.size] if rf is not None and layer.kind == "conv" else [side, side]
         sample = sampled_units(layer.top_value, settings["patches"])
@@ -169,14 +165,14 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         wanted = {(u, j) for u in sample for j in range(rec.k)}
         wanted |= {(u, j) for u in range(layer.units) for j in range(settings["atlas_gradients"])}
         rows = sorted((u, j) for u, j in wanted if layer.top_image[u, j] >= 0)
-        gradients[f"grad_rows{i}"] = np.asarray(rows, np.int64).reshape(-1, 2)
-        gradients[f"grads{i}"] = top_patch_gradients(trained.network, layer, rows, images, mean, std)
+        frames.append(LayerFrames(units=units, top=layer.top_image, peak=layer.top_value,
+                                  grad_rows=np.asarray(rows, np.int64).reshape(-1, 2),
+                                  grads=top_patch_gradients(trained.network, layer, rows, images, mean, std)))
         boxes = top_patch_boxes(rf, layer, side) if rf is not None and layer.kind == "conv" else None
         layers_info.append({"name": layer.name, "kind": layer.kind, "units": layer.units,
                             "shape": list(layer.shape), "rf": size, "rf_box": boxes, "sample": sample})
     timings["gradients"] = time.perf_counter() - start
-    arrays.update(gradients)
-    np.savez(folder / "frames.npz", **arrays)
+    ResponseFrames(np.asarray(keep, np.int64), feature_maps, frames).save(folder / "frames.npz")
     rec.save(folder / "responses.npz")
 
     accuracy = class_accuracy(rec)
@@ -215,10 +211,35 @@ def _claims(claim: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
 
 
-def load_frames(artifact: Artifact) -> dict[str, np.ndarray]:
-    """The arrays of `frames.npz`."""
-    with np.load(artifact.file("frames.npz")) as z:
-        return {key: z[key] for key in z.files}
+@dataclass(frozen=True)
+class LayerFrames:
+    """What section 3's drawings need of one layer, beside the summary: responses to the kept images
+    and each unit's top images with their guided-backprop pictures."""
+
+    units: np.ndarray      # (kept images, units) responses to the kept images (the movies', then two shown)
+    top: np.ndarray        # (units, k) test-image index of each unit's top images; -1 where there is none
+    peak: np.ndarray       # (units, k) the responses to them
+    grad_rows: np.ndarray  # (pictures, 2) the (unit, rank) of each guided-backprop picture
+    grads: np.ndarray      # (pictures, H, W, C) uint8 guided-backprop pictures
+
+
+@dataclass(frozen=True)
+class ResponseFrames:
+    """frames.npz: the kept images' indices, the feature maps of class A's shown image, and per layer
+    its `LayerFrames`."""
+
+    keep: np.ndarray
+    feature_maps: np.ndarray
+    layers: list[LayerFrames]
+
+    def save(self, path: Path) -> None:
+        np.savez(path, keep=self.keep, feature_maps=self.feature_maps, layers=np.array(len(self.layers)),
+                 **layered(self.layers))
+
+    @classmethod
+    def load(cls, artifact: Artifact) -> ResponseFrames:
+        with np.load(artifact.file("frames.npz")) as z:
+            return cls(z["keep"], z["feature_maps"], unlayered(LayerFrames, z, int(z["layers"])))
 
 
 def load_summary(artifact: Artifact) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from reportgen.drawing.colors import hot_colormap
 from reportgen.drawing.text import text_sprite
 from reportgen.drawing.video import accelerating_durations, write_mp4
 from reportgen.nets.data import Dataset
-from reportgen.sections.responses.compute import load_frames, load_summary
+from reportgen.sections.responses.compute import ResponseFrames, load_summary
 from reportgen.sections.responses.frames import response_frames
 
 GREY = (150, 150, 150)       # a unit that did not activate
@@ -37,13 +37,13 @@ SHEET_UNITS = 8              # units per row of an atlas sheet
 
 def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact) -> dict[str, Any]:
     """Every section-3 picture of one model; `params`: the model's display name and key, the grey threshold."""
-    summary, arrays = load_summary(computed), load_frames(computed)
+    summary, frames = load_summary(computed), ResponseFrames.load(computed)
     images, _ = Dataset.from_artifact(dataset_art).part("test")
     out = folder / "responses" / params["key"]
     out.mkdir(parents=True)
     names, a, b = summary["classes"], summary["a"], summary["b"]
-    units = [arrays[f"units{i}"] for i in range(len(summary["layers"]))]
-    keep = arrays["keep"].tolist()
+    units = [layer.units for layer in frames.layers]
+    keep = frames.keep.tolist()
     probs_labels = _probs(computed)
     videos = {}
     movies = [("movie", summary["movie"], 0, f"{params['name']}: {names[a]} and {names[b]} test images"),
@@ -58,9 +58,9 @@ def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, c
         values = [u[shown + j] for u in units]
         path = out / f"activated-{'ab'[j]}.png"
         activated.append(activated_units(path, summary, values, images[summary["shown"][j]], params["threshold"]))
-    feature_grid(out / "feature-maps.png", arrays["feature_maps"], images[summary["shown"][0]])
-    patch_figure(out / "patches.png", summary, arrays, images)
-    layout = atlas_sheets(out, summary, arrays, images)
+    feature_grid(out / "feature-maps.png", frames.feature_maps, images[summary["shown"][0]])
+    patch_figure(out / "patches.png", summary, frames, images)
+    layout = atlas_sheets(out, summary, frames, images)
     (folder / "layout.json").write_text(json.dumps({"videos": videos, "activated": activated, "atlas": layout}))
     return {"videos": videos}
 
@@ -182,14 +182,14 @@ def _crop(image: np.ndarray, box: Sequence[int], size: Sequence[int]) -> np.ndar
     return tile
 
 
-def unit_tiles(summary: dict[str, Any], arrays: dict[str, np.ndarray], images: np.ndarray, index: int,
+def unit_tiles(summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray, index: int,
                unit: int) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
     """One unit's top-k crops and guided-backprop crops (None where there is no image or no gradient)."""
     layer = summary["layers"][index]
-    rec = arrays[f"top{index}"].tolist()
+    rec = frames.layers[index].top.tolist()
     size = layer["rf"]
     crops, grads = [], []
-    rows = {tuple(r): n for n, r in enumerate(arrays[f"grad_rows{index}"].tolist())}
+    rows = {tuple(r): n for n, r in enumerate(frames.layers[index].grad_rows.tolist())}
     for j in range(summary["k"]):
         image_index = rec[unit][j]
         if image_index < 0:
@@ -199,7 +199,7 @@ def unit_tiles(summary: dict[str, Any], arrays: dict[str, np.ndarray], images: n
         box = layer["rf_box"][unit][j] if layer["rf_box"] else [0, 0, images.shape[1], images.shape[2]]
         crops.append(_crop(images[image_index], box, size))
         n = rows.get((unit, j))
-        grads.append(_crop(arrays[f"grads{index}"][n], box, size) if n is not None else None)
+        grads.append(_crop(frames.layers[index].grads[n], box, size) if n is not None else None)
     return crops, grads
 
 
@@ -218,12 +218,12 @@ def _block(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side:
     return out
 
 
-def patch_figure(path: Path, summary: dict[str, Any], arrays: dict[str, np.ndarray], images: np.ndarray) -> None:
+def patch_figure(path: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray) -> None:
     """The post's sample: per layer (a row), the sampled units' top-k crops over their guided-backprop images."""
     label_w, gap, margin = 120, 14, 8
     rows = []
     for i, layer in enumerate(summary["layers"]):
-        blocks = [_block(*unit_tiles(summary, arrays, images, i, u), TILE) for u in layer["sample"]]
+        blocks = [_block(*unit_tiles(summary, frames, images, i, u), TILE) for u in layer["sample"]]
         rows.append((layer, blocks))
     block_h = 2 * TILE + 1
     block_w = max((b.shape[1] for _, blocks in rows for b in blocks), default=TILE)
@@ -245,14 +245,14 @@ def patch_figure(path: Path, summary: dict[str, Any], arrays: dict[str, np.ndarr
     Image.fromarray(out).save(path)
 
 
-def atlas_sheets(out: Path, summary: dict[str, Any], arrays: dict[str, np.ndarray], images: np.ndarray
+def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray
                  ) -> list[dict[str, Any]]:
     """One sprite sheet per layer holding every unit's tile (top-k crops over their gradients) at the
     receptive field's own pixel size; returns where each unit's tile sits."""
     layout = []
     for i, layer in enumerate(summary["layers"]):
         side = max(layer["rf"])
-        tiles = [_block(*unit_tiles(summary, arrays, images, i, u), side) for u in range(layer["units"])]
+        tiles = [_block(*unit_tiles(summary, frames, images, i, u), side) for u in range(layer["units"])]
         th, tw = tiles[0].shape[:2]
         gap = 2
         cols = min(SHEET_UNITS, len(tiles))

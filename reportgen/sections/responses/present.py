@@ -17,7 +17,7 @@ import numpy as np
 from reportgen.cache import Artifact
 from reportgen.config import ResponsesConfig
 from reportgen.report.pages import AtlasPanel, ModelRecord, Picture, Section, atlas_path
-from reportgen.sections.responses.compute import load_frames
+from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
 
 FIGURES = "figures/responses"
@@ -32,9 +32,9 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
         models.append(model_context(record, summary, layout, cfg))
-        arrays = load_frames(data)
-        models[-1]["verdicts"]["magnitude"] = magnitude(summary, arrays)
-        panels += atlas_panels(record, summary, layout, arrays)
+        frames = ResponseFrames.load(data)
+        models[-1]["verdicts"]["magnitude"] = magnitude(summary, frames)
+        panels += atlas_panels(record, summary, layout, frames)
     first = json.loads(computed[0].file("summary.json").read_text())
     names = first["classes"]
     context = {
@@ -157,7 +157,7 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
     return out
 
 
-def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+def magnitude(summary: dict[str, Any], frames: ResponseFrames) -> dict[str, Any] | None:
     """The write-up: the overall response of the fully connected layers falls as the classifier's
     probability falls. Spearman correlation, over the main movie's frames, between the probability of
     the true class and the mean response of the last hidden FC layer, with a bootstrap interval."""
@@ -168,7 +168,7 @@ def magnitude(summary: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[st
         return None
     index = hidden[-1]
     pairs = np.column_stack([np.asarray(summary["movie_p"], dtype=np.float64),
-                             arrays[f"units{index}"][:n].mean(axis=1)])
+                             frames.layers[index].units[:n].mean(axis=1)])
     pairs = pairs[np.isfinite(pairs).all(1)]
     if len(pairs) < 4:
         return None
@@ -193,7 +193,7 @@ def low_confidence(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
-                 arrays: dict[str, np.ndarray]) -> list[AtlasPanel]:
+                 frames: ResponseFrames) -> list[AtlasPanel]:
     """Every unit's top patches (a tile of the layer's sheet), its peak responses, which of them have a
     guided-backprop image, and the classes of its top images."""
     names, k = summary["classes"], summary["k"]
@@ -204,9 +204,9 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
         counts = np.asarray(summary["preferences"][index]["unit_counts"])
         rf = "\u00d7".join(map(str, layer["rf"]))
         field = "the whole image" if layer["kind"] == "fc" else f"its {rf}-pixel receptive field"
-        peaks = arrays[f"peak{index}"]
+        peaks = frames.layers[index].peak
         explained = np.zeros(peaks.shape, bool)
-        rows = arrays[f"grad_rows{index}"]
+        rows = frames.layers[index].grad_rows
         explained[rows[:, 0], rows[:, 1]] = True
         for unit, tile in enumerate(sheet["tiles"]):
             x, y, w, h = tile

@@ -45,7 +45,7 @@ from reportgen.nets.layers import (
 )
 from reportgen.optvis.hooks import eval_mode, first_tensor, forward_to, relus_replaced
 
-FORMAT = "reportgen.responses/1"
+FORMAT = "reportgen.responses/2"  # /2: per-layer arrays named <key>_<layer index>, as in every artifact
 DEFAULT_K = 9
 
 
@@ -117,7 +117,7 @@ class Responses:
         }
         for i, layer in enumerate(self.layers):
             for key in _ARRAYS:
-                arrays[f"l{i}.{key}"] = getattr(layer, key)
+                arrays[f"{key}_{i}"] = getattr(layer, key)
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -135,7 +135,7 @@ class Responses:
                                                                z["layer_shapes"], strict=True)):
                 dims = tuple(int(s) for s in shape if s > 0)
                 layers.append(LayerResponses(str(name), str(lpath), str(kind), dims,
-                                             **{key: z[f"l{i}.{key}"] for key in _ARRAYS}))
+                                             **{key: z[f"{key}_{i}"] for key in _ARRAYS}))
             return cls(layers, tuple(str(n) for n in z["class_names"]), z["labels"], z["probs"], z["keep"],
                        int(z["k"]), dict(zip(map(str, z["meta_keys"]), map(str, z["meta_values"]), strict=True)))
 

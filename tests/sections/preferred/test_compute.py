@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -12,13 +10,7 @@ from reportgen.nets.architectures import create_model
 from reportgen.nets.layers import unit_layers
 from reportgen.sections.preferred.compute import incoming_weights
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_edges_follow_the_weights_between_consecutive_layers() -> None:

@@ -3,11 +3,9 @@ re-runs, and a post without the section. These write builds of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from reportgen import cache, pipeline
 from reportgen.config import load_config
@@ -17,12 +15,7 @@ from tests.test_pipeline import built
 POST = Path("posts") / "visualizing-two-cnns"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,6 @@ import numpy as np
 
 from reportgen.drawing.video import accelerating_durations, write_mp4
 
-COLORS = [(230, 20, 20), (20, 230, 20), (20, 20, 230), (240, 240, 240), (128, 128, 0)]
-
-
-def _frames(height: int = 20, width: int = 30) -> list[np.ndarray]:
-    return [np.full((height, width, 3), color, np.uint8) for color in COLORS]
-
 
 def _decode(path: Path) -> list[np.ndarray]:
     with imageio.get_reader(path, format="FFMPEG") as reader:

@@ -60,13 +60,13 @@ def test_activated_units_split_at_the_threshold(tiny_site: BuiltSite) -> None:
     for computed, drawn in zip(tiny_site.stages("responses"), tiny_site.stages("response-figures"),
                                strict=True):
         summary = json.loads(computed.file("summary.json").read_text())
-        arrays = compute.load_frames(computed)
+        frames = compute.ResponseFrames.load(computed)
         activated = json.loads(drawn.file("layout.json").read_text())["activated"]
-        shown = len(arrays["keep"]) - 2
+        shown = len(frames.keep) - 2
         for j in range(2):
             fc = [(i, la) for i, la in enumerate(summary["layers"]) if la["kind"] == "fc"]
             for (i, layer), count in zip(fc, activated[j]["counts"], strict=True):
-                values = arrays[f"units{i}"][shown + j]
+                values = frames.layers[i].units[shown + j]
                 expected = int((values > 0.3 * max(values.max(), 0)).sum()) if values.max() > 0 else 0
                 assert count == {"layer": layer["name"], "active": expected, "units": layer["units"]}
                 assert f"{expected} of {layer['units']} {layer['name']} units" in html

@@ -1,6 +1,5 @@
 """One streamed pass: hooks equal a manual forward, top-k equals a full argsort, summaries and claims add up."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +31,7 @@ MEAN, STD = [0.4], [0.3]
 NAMES = ("female", "male", "$x^2$ \\n <b>")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread; two spinning threads on a shared 2-core machine took 20x longer."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(arch: str = "model2", classes: int = 3) -> nn.Module:
