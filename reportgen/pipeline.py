@@ -1,10 +1,11 @@
-"""The build, read top to bottom: data -> models (train or load) -> evaluate -> describe -> figures -> site.
+"""The build, read top to bottom: data -> models (train or load) -> evaluate, describe -> each
+section of SECTIONS (its stages, then its presentation) -> site.
 
-Each stage is declared once below (`Stage`: the function it runs and the modules that shape its
-output) and run with exactly the config it reads and the artifacts it depends on, which is also
-what its cache key hashes (see cache.py). So a second build with nothing changed trains nothing, a
-title or model-name change only redraws and re-renders, and a change to one model's
-hyperparameters retrains only that model.
+Each stage is declared once (`Stage`: the function it runs) and run with exactly the config it reads
+and the artifacts it depends on, which is also what its cache key hashes, with the source of every
+module that function's module imports (see cache.py). So a build with nothing changed is answered
+from the record of the last one (builds.py), a title or model-name change only redraws and
+re-renders, and a change to one model's hyperparameters retrains only that model.
 """
 
 from __future__ import annotations
