@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import math
 import sys
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     tensors and plain containers is ever unpickled."""
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
+    if _torchscript(path):
+        raise ModelError(f"{path}: a TorchScript archive (torch.jit.save), not a state dict; reportgen cannot report "
+                         "on one, because torch does not run forward hooks on TorchScript modules and every section "
+                         "after the first records layer outputs through them: save the state dict instead "
+                         "(torch.save(model.state_dict(), path)) and name the class with arch")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many unrelated types (pickle, zip, runtime) for a non-weights file
@@ -86,6 +92,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _torchscript(path: Path) -> bool:
+    """Whether a file is a TorchScript archive: a zip holding the module's compiled code/."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.split("/", 2)[1:2] == ["code"] for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
