@@ -101,8 +101,8 @@ class BuildConfig:
     cache: str = option(".reportgen-cache", "Folder for cached stage artifacts, relative to the config file.")
     device: str = option("auto", "Where to run the networks.", one_of("auto", "cpu", "cuda"))
     workers: int = option(0, "Torch CPU threads. Training always runs on a fixed count, this one or 2 when 0, "
-                             "since its results depend on the count (so changing it retrains); other "
-                             "stages use torch's default when 0.", at_least(0))
+                             "since its results depend on the count (so changing it retrains), and so does "
+                             "t-SNE (this one or 1); other stages use torch's default when 0.", at_least(0))
 
 
 @dataclass(frozen=True)

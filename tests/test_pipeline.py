@@ -81,7 +81,7 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
     assert built(stricter) == ["evaluate Model I", "evaluate Model II", "site"]  # no retraining, no redrawing
     faster = pipeline.build(load_config(tiny_config, overrides={"evaluate.batch_size": 7}))
     assert built(faster) == ["site"]  # a batch size changes speed, not results
-    # training results depend on the thread count, so it is part of the training key (t-SNE's is not)
+    # training results depend on the thread count, so it is part of the training key (and of t-SNE's)
     threads = pipeline.build(load_config(tiny_config, overrides={"build.workers": 1}))
     assert "train Model I" in built(threads) and "clusters" in built(threads)
     reseeded = pipeline.build(load_config(tiny_config, overrides={"clusters.seed": 1}))

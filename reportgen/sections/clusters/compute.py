@@ -92,14 +92,22 @@ def _perplexity(n: int, perplexity: float) -> float:
 
 def tsne(x: np.ndarray, seed: int, *, perplexity: float = 30.0, method: str = "auto", n_jobs: int = 2,
          pca_dims: int | None = PCA_DIMS) -> np.ndarray:
-    """float32 (N, 2) t-SNE map of `x`; the same seed, data and thread count give the same map.
+    """float32 (N, 2) t-SNE map of `x`; the same seed, data and `n_jobs` give the same map, whatever
+    the machine's core count or OMP_NUM_THREADS: the BLAS and OpenMP pools of the PCA and of the
+    initialization are held to one thread, since float sums split across threads round differently.
 
     `method`: "auto" (openTSNE, Barnes-Hut below `BH_BELOW` points and FFT interpolation above),
     "opentsne-bh", "opentsne-fft" or "sklearn" (Barnes-Hut), for benchmarks and comparisons.
     Descriptors wider than `pca_dims` are first projected on their leading principal components
     (None: never), which speeds up the neighbour search that t-SNE's affinities start from.
     """
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _tsne(np.ascontiguousarray(x, dtype=np.float32), seed, perplexity, method, n_jobs, pca_dims)
+
+
+def _tsne(x: np.ndarray, seed: int, perplexity: float, method: str, n_jobs: int, pca_dims: int | None) -> np.ndarray:
     n = len(x)
     if n < 4:
         # t-SNE needs neighbours; a line keeps the contract (one 2D point per row) for degenerate inputs
@@ -390,7 +398,7 @@ def _finite(values: np.ndarray) -> list[float | None]:
 
 
 def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, mapped_art: Artifact,
-                   *model_arts: Artifact, n_jobs: int = TSNE_THREADS, batch_size: int = 256) -> dict[str, Any]:
+                   *model_arts: Artifact, batch_size: int = 256) -> dict[str, Any]:
     """Section 4: descriptors of the mapped images, their t-SNE map and grid cells, nearest neighbours,
     queries, precision@k per class for every FC layer of every model, and kNN accuracy in the map
     versus descriptor space -> clusters.npz (arrays, one row per mapped image) and clusters.json.
@@ -439,7 +447,7 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
     predictions = mapped["probs"].argmax(1) if n else np.zeros(0, np.int64)
     confidence = mapped["probs"].max(1) if n else np.zeros(0, np.float32)
     start = time.perf_counter()
-    xy = tsne(x, settings.seed, perplexity=settings.perplexity, n_jobs=n_jobs)
+    xy = tsne(x, settings.seed, perplexity=settings.perplexity, n_jobs=params.get("tsne_threads", TSNE_THREADS))
     timings["tsne"] = time.perf_counter() - start
     start = time.perf_counter()
     grid = grid_shape(n)

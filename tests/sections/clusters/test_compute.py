@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +167,21 @@ def test_choose_queries_is_deterministic_and_covers_classes() -> None:
     assert np.array_equal(q, compute.choose_queries(labels, predictions, per_class=1, misclassified=3, seed=4))
     assert labels[q[:3]].tolist() == [0, 1, 2] and (predictions[q[:3]] == labels[q[:3]]).all()
     assert len(q) == 6 and (predictions[q[3:]] != labels[q[3:]]).all() and len(set(q.tolist())) == 6
+
+
+def test_the_map_is_the_same_bytes_whatever_the_blas_and_openmp_threads() -> None:
+    """The map depends on how float sums are split across threads: t-SNE's own thread count is keyed,
+    and the BLAS/OpenMP pools of its PCA and initialization are pinned, so the machine's core count
+    and OMP_NUM_THREADS change nothing."""
+    script = ("import hashlib, sys, numpy as np; from reportgen.sections.clusters import compute; "
+              "rng = np.random.default_rng(0); "
+              "x = np.concatenate([rng.normal(c, 1.0, (150, 64)) for c in range(4)]).astype(np.float32); "
+              "xy = compute.tsne(x, 0, n_jobs=compute.TSNE_THREADS); "
+              "cells = compute.grid_assign(xy, *compute.grid_shape(len(xy))); "
+              "print(hashlib.sha256(xy.tobytes() + cells.tobytes()).hexdigest())")
+    runs = []
+    for threads in ({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}, {}):
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | threads
+        runs.append(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                   check=True).stdout.strip())
+    assert runs[0] == runs[1] and len(runs[0]) == 64
