@@ -342,6 +342,10 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
         problems.append("data.path: required when data.source = 'folder'")
     if cfg.clusters.model and cfg.clusters.model not in names:
         problems.append(f"clusters.model: got {cfg.clusters.model!r}; expected one of the model names {names}")
+    if cfg.responses.third and cfg.responses.third in cfg.responses.classes:
+        problems.append(f"responses.third: got {cfg.responses.third!r}, which is one of responses.classes "
+                        f"{list(cfg.responses.classes)}; the third class of the low-confidence movie must differ "
+                        "from classes A and B")
     if cfg.responses.atlas_gradients > cfg.responses.k:
         problems.append(f"responses.atlas_gradients: got {cfg.responses.atlas_gradients}; expected at most "
                         f"responses.k ({cfg.responses.k})")

@@ -26,6 +26,7 @@ from reportgen.nets import architectures, data, imported, train
 from reportgen.nets.architectures import ModelError
 from reportgen.nets.checkpoint import check_compatible, load_model, pick_device, read_checkpoint
 from reportgen.nets.data import Dataset
+from reportgen.nets.layers import LayerError, find_layer, unit_layers
 from reportgen.report import publish, site
 from reportgen.report.pages import ModelRecord
 from reportgen.sections.base import BuildContext
@@ -36,6 +37,7 @@ from reportgen.sections.clusters import compute as embedding
 from reportgen.sections.clusters import stages as clusters
 from reportgen.sections.clusters.present import mapped_model
 from reportgen.sections.preferred import stages as preferred
+from reportgen.sections.responses import compute as responses_compute
 from reportgen.sections.responses import stages as responses
 
 log = logging.getLogger("reportgen")
@@ -175,25 +177,55 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
                 imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights))
             except ModelError as e:
                 raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+    if cfg.responses.enabled:
+        responses_compute.check_classes(cfg.responses, dataset.class_names)
+        if cfg.responses.feature_layer:
+            for index in range(len(cfg.models)):
+                _check_feature_layer(cfg, index, _untrained(cfg, index, dataset), dataset)
     if cfg.clusters.enabled:
         _check_clusters(cfg, dataset)
+
+
+def _untrained(cfg: Config, index: int, dataset: Dataset) -> torch.nn.Module:
+    """The architecture of model `index` (a checkpoint's network), for checks of the layers settings
+    name: known before any model trains."""
+    m = cfg.models[index]
+    if m.checkpoint:
+        return load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
+    shape = _input_shape(dataset)
+    try:
+        return architectures.create_model(_arch(cfg, m), in_channels=shape[0], image_size=shape[1],
+                                          num_classes=len(dataset.class_names), width=m.width,
+                                          dropout=m.dropout, args=dict(m.args)).eval()
+    except ModelError as e:
+        raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+
+
+def _input_shape(dataset: Dataset) -> tuple[int, int, int]:
+    return dataset.images.shape[3], dataset.images.shape[1], dataset.images.shape[2]
+
+
+def _check_feature_layer(cfg: Config, index: int, network: torch.nn.Module, dataset: Dataset) -> None:
+    """responses.feature_layer must name a convolutional layer of every model (section 3 runs on each)."""
+    name, model = cfg.responses.feature_layer, cfg.models[index].name
+    layers = unit_layers(network, _input_shape(dataset))
+    try:
+        layer = find_layer(layers, name)
+    except LayerError:
+        raise SettingError(f"responses.feature_layer: {name!r} is not a layer of {model}; known: "
+                           f"{', '.join(la.name for la in layers)}") from None
+    if layer.kind != "conv":
+        conv = [la.name for la in layers if la.kind == "conv"]
+        raise SettingError(f"responses.feature_layer: {name!r} of {model} is not a convolutional layer; "
+                           f"convolutional layers: {', '.join(conv) or 'none'}")
 
 
 def _check_clusters(cfg: Config, dataset: Dataset) -> None:
     """The mapped layer must exist in the mapped model and the queries must point at mapped images:
     known from the architecture (an untrained copy) before any model trains."""
-    m = cfg.models[mapped_model(cfg)]
-    shape = (dataset.images.shape[3], dataset.images.shape[1], dataset.images.shape[2])
-    if m.checkpoint:
-        network = load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
-    else:
-        try:
-            network = architectures.create_model(_arch(cfg, m), in_channels=shape[0], image_size=shape[1],
-                                                 num_classes=len(dataset.class_names), width=m.width,
-                                                 dropout=m.dropout, args=dict(m.args))
-        except ModelError as e:
-            raise ModelError(f"models[{mapped_model(cfg)}] ({m.name}): {e}") from None
-    embedding.mapped_layer(network.eval(), shape, cfg.clusters.layer, m.name)
+    index = mapped_model(cfg)
+    embedding.mapped_layer(_untrained(cfg, index, dataset), _input_shape(dataset), cfg.clusters.layer,
+                           cfg.models[index].name)
     count = len(embedding.mapped_rows(dataset, cfg.clusters.images))
     if count < 2:
         raise SettingError(f"clusters.images: {count} {cfg.clusters.images} image(s), too few to map; "

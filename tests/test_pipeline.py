@@ -11,7 +11,7 @@ import pytest
 
 from reportgen import cache, pipeline
 from reportgen.builds import BuildResult
-from reportgen.config import load_config
+from reportgen.config import ConfigError, load_config
 from reportgen.errors import SettingError, SiteError
 from reportgen.nets.architectures import ModelError
 from reportgen.nets.data import DataError
@@ -314,6 +314,24 @@ def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny
         pipeline.build(load_config(tiny_config, overrides={"clusters.layer": "fc9"}))
     with pytest.raises(SettingError, match="clusters.queries: position 60 is outside the 60 mapped images"):
         pipeline.build(load_config(tiny_config, overrides={"clusters.queries": [0, 60]}))
+    # section 3's classes and feature-map layer, each under its own key
+    for key, value, message in [
+        ("responses.classes", ["0", "ten"], "responses.classes: 'ten' is not a class of the data; known: '0'"),
+        ("responses.third", "ten", "responses.third: 'ten' is not a class of the data"),
+        ("responses.group", ["1", "x", "y"], "responses.group: 'x', 'y' are not classes of the data"),
+        ("responses.feature_layer", "conv9",
+         "responses.feature_layer: 'conv9' is not a layer of Model I; known: conv1"),
+        ("responses.feature_layer", "fc5", "responses.feature_layer: 'fc5' of Model I is not a convolutional layer"),
+    ]:
+        with pytest.raises(SettingError, match=re.escape(message)):
+            pipeline.build(load_config(tiny_config, overrides={key: value}))
+
+
+def test_settings_that_contradict_each_other_are_refused_at_load(tiny_config: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tiny_config, overrides={"responses.third": "1"})  # TINY's classes are "0" and "1"
+    assert any(p.startswith("responses.third: got '1', which is one of responses.classes ['0', '1']")
+               for p in err.value.problems)
 
 
 def test_a_build_failing_while_publishing_leaves_the_whole_previous_site(tiny_copy: Path,

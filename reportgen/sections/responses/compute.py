@@ -28,7 +28,7 @@ import torch
 
 from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import ResponsesConfig
-from reportgen.errors import DataError
+from reportgen.errors import SettingError
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import LayerError, default_feature_layer, receptive_fields
@@ -53,16 +53,25 @@ def confusions(predictions: Sequence[tuple[np.ndarray, np.ndarray]], classes: in
     return total
 
 
+def check_classes(cfg: ResponsesConfig, class_names: Sequence[str]) -> None:
+    """The classes section 3's settings name must be classes of the data: a SettingError naming the
+    exact key, checked right after the data stage (before any model trains) and again by `choose`."""
+    names = list(class_names)
+    for key, given in (("classes", list(cfg.classes)), ("third", [cfg.third] if cfg.third else []),
+                       ("group", list(cfg.group))):
+        unknown = [c for c in given if c not in names]
+        if unknown:
+            raise SettingError(f"responses.{key}: {', '.join(map(repr, unknown))} "
+                               f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of the data; "
+                               f"known: {', '.join(map(repr, names))}")
+
+
 def choose(cfg: ResponsesConfig, group: Sequence[str], class_names: Sequence[str],
            predictions: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """Explicit settings of the stage: classes A, B and the third class (chosen from the models'
     confusions when the config leaves them empty) and the group of the shared-unit count."""
     names = list(class_names)
-    unknown = [c for c in (*cfg.classes, *([cfg.third] if cfg.third else []), *cfg.group) if c not in names]
-    if unknown:
-        raise DataError(f"responses: classes {unknown} are not among the data's classes {names}")
-    if len(names) < 2:
-        raise DataError("responses: section 3 needs at least two classes")
+    check_classes(cfg, class_names)
     mixed = confusions(predictions, len(names))
     mixed = mixed + mixed.T
     if cfg.classes:
