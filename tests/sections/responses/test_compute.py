@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reportgen.config import ResponsesConfig
-from reportgen.nets.data import DataError
+from reportgen.errors import SettingError
 from reportgen.sections.responses import compute
 
 POST = Path("posts") / "visualizing-two-cnns"
@@ -31,7 +31,7 @@ def test_choose_takes_the_most_confused_pair_and_the_least_confused_third_class(
     fixed = compute.choose(ResponsesConfig(classes=("b", "a"), third="d"), ("a", "c"), names,
                                [_predictions(pairs)])
     assert (fixed["a"], fixed["b"], fixed["third"], fixed["group"]) == (1, 0, 3, ["a", "c"])
-    with pytest.raises(DataError, match="'x'"):
+    with pytest.raises(SettingError, match="responses.classes: 'x' is not a class of the data"):
         compute.choose(ResponsesConfig(classes=("a", "x")), (), names, [_predictions(pairs)])
 
 
