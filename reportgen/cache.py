@@ -37,7 +37,7 @@ from reportgen.progress import stage_label
 
 log = logging.getLogger("reportgen")
 MANIFEST = "manifest.json"
-SITE_MARKER = ".reportgen-site.json"  # in the root of every site a build publishes (see site.py)
+SITE_MARKER = ".reportgen-site.json"  # in the root of every site a build publishes (see report/publish.py)
 # The standard tag (bford.info/cachedir) that backup tools skip, and that the data scan skips too
 CACHE_TAG = "CACHEDIR.TAG"
 _CACHE_TAG_TEXT = "Signature: 8a477f597d28d172789f06886806bc55\n# A reportgen cache: stage artifacts, safe to delete.\n"

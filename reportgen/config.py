@@ -69,8 +69,8 @@ def _seed(v: int) -> str | None:
     return None if 0 <= v < 2**32 else "an integer from 0 to 4294967295 (numpy and torch seeds)"
 
 
-# The architectures models.py registers. config.py must not import models.py (it imports torch, and
-# `--help` and config errors should be instant); tests/test_models.py keeps the two lists equal.
+# The architectures nets/architectures.py registers. config.py must not import it (it imports torch, and
+# `--help` and config errors should be instant); tests/nets/test_architectures.py keeps the two lists equal.
 BUILTIN_ARCHS = ("model1", "model2")
 BATCH_NORM_ARCHS = ("model2",)  # batch norm cannot train on batches of one image
 TORCHVISION_PREFIX = "torchvision:"

@@ -1,7 +1,7 @@
 """What the post says about one model, read off its checkpoint: parameter counts, regularizers,
 training settings, learning curves and the layers a forward pass runs.
 
-A compute stage of its own, so drawing (figures.py) and the site only read JSON and never open a
+A compute stage of its own, so drawing (draw.py) and the site only read JSON and never open a
 checkpoint: a change of colour redraws without loading a model.
 """
 

@@ -2,7 +2,7 @@
 
 `choose` turns the [responses] config and the evaluate stage's predictions into explicit settings
 (class indices, the shared images of the activated-units figure), so the stage key holds exact
-choices, never display names. `responses_stage` then runs ONE streamed pass (responses.py) and
+choices, never display names. `responses_stage` then runs ONE streamed pass (recording.py) and
 writes:
 
 - `responses.npz`: the recording (top-k per unit, summaries, class correlations), without kept maps;
@@ -10,7 +10,7 @@ writes:
   activation maps of the feature-map layer for one input, and guided-backprop images of top patches;
 - `summary.json`: the chosen images, class preferences, per-class accuracy and measured claims.
 
-Nothing here draws; activation_figures.py turns these files into pictures and movies.
+Nothing here draws; draw.py turns these files into pictures and movies.
 """
 
 from __future__ import annotations

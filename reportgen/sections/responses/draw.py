@@ -1,6 +1,6 @@
 """Section 3's drawing stage: response movies, activated units, feature maps and top-patch sheets.
 
-Reads one model's section-3 data (activations.py) and the test images, and writes PNG/MP4 under
+Reads one model's section-3 data (compute.py) and the test images, and writes PNG/MP4 under
 `responses/<model key>/`, plus `layout.json` (where each unit's tile sits in the atlas sheets). No
 model runs here, so a colour or layout change redraws without a forward pass. Everything is
 composed with array operations; text comes from frames.text_sprite.
