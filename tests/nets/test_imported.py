@@ -4,6 +4,7 @@ architectures loaded as they are through the config, and the errors when somethi
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,9 @@ def test_state_dicts_as_people_save_them_are_unwrapped(tmp_path: Path) -> None:
     torch.save(nn.Linear(2, 2), tmp_path / "pickled-module.pth")  # a whole pickled object: never unpickled
     with pytest.raises(ModelError, match="pickled-module.pth: cannot read weights"):
         read_state_dict(tmp_path / "pickled-module.pth")
-    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), tmp_path / "scripted.pt")
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export; users still have such files
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(nn.Linear(2, 2)), tmp_path / "scripted.pt")
     with pytest.raises(ModelError, match="scripted.pt: a TorchScript archive .* forward hooks"):
         read_state_dict(tmp_path / "scripted.pt")
     (tmp_path / "junk.pth").write_bytes(b"not a tensor file")
