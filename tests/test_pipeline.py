@@ -163,7 +163,9 @@ def test_failed_build_leaves_previous_site_and_user_files(tiny_copy: Path) -> No
     broken = tiny_copy.parent / "my-templates"
     broken.mkdir()
     (broken / "post.md.j2").write_text('See {{ ref("nowhere") }}.')
-    with pytest.raises(SiteError, match="unknown figure or table 'nowhere'"):
+    # named with the template file and line that wrote the reference, as every other template error is
+    with pytest.raises(SiteError, match=r"my-templates/post.md.j2, line 1: reference to unknown figure or table "
+                                        r"'nowhere'"):
         pipeline.build(load_config(tiny_copy, overrides={"site.templates": "my-templates"}))
     assert post_html(site) == before
     pipeline.build(load_config(tiny_copy))

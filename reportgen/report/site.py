@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ class Numbering:
         self.counts: dict[str, int] = {}
         self.stash: list[str] = []
         self.refs: list[str] = []
+        self.places: list[str] = []  # 'file, line n' of the template that wrote each reference
         self.cited: list[str] = []
 
     def cite(self, key: str) -> Markup:
@@ -81,6 +83,7 @@ class Numbering:
 
     def ref(self, ident: str) -> Markup:
         self.refs.append(ident)
+        self.places.append(_template_place())  # resolved after rendering: remember where it was written
         return Markup(f"RGREF{len(self.refs) - 1:04d}X")
 
     def resolve(self, html: str) -> str:
@@ -89,7 +92,7 @@ class Numbering:
         def link(m: re.Match[str]) -> str:
             ident = self.refs[int(m.group(1))]
             if ident not in self.numbers:
-                raise SiteError(f"post template: reference to unknown figure or table {ident!r}; "
+                raise SiteError(f"{self.places[int(m.group(1))]}: reference to unknown figure or table {ident!r}; "
                                 f"known: {', '.join(self.numbers) or 'none'}")
             kind, number = self.numbers[ident]
             return f'<a class="xref" href="#{kind.lower()}-{ident}">{kind} {number}</a>'
@@ -259,6 +262,18 @@ def _template_errors() -> Iterator[None]:
     except Exception as e:  # any error a template expression raises is the template's to report
         message = e.message if isinstance(e, TemplateError) else f"{e.__class__.__name__}: {e}"
         raise SiteError(f"{_template_line(e)}: {message}") from None
+
+
+def _template_place() -> str:
+    """'file, line n' of the template whose code is running now (Jinja marks its compiled frames with
+    their template, which maps Python lines back to template lines); 'post template' outside one."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        template = frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            return f"{template.filename}, line {template.get_corresponding_lineno(frame.f_lineno)}"
+        frame = frame.f_back
+    return "post template"
 
 
 def _template_line(e: Exception) -> str:
