@@ -107,10 +107,16 @@ def tsne(x: np.ndarray, seed: int, *, perplexity: float = 30.0, method: str = "a
         return _tsne(np.ascontiguousarray(x, dtype=np.float32), seed, perplexity, method, n_jobs, pca_dims)
 
 
+def no_variation(x: np.ndarray) -> bool:
+    """Whether every row of `x` is the same descriptor (constant images, a dead layer): nothing to map."""
+    return len(x) > 0 and float(np.ptp(x, axis=0).max(initial=0.0)) == 0.0
+
+
 def _tsne(x: np.ndarray, seed: int, perplexity: float, method: str, n_jobs: int, pca_dims: int | None) -> np.ndarray:
     n = len(x)
-    if n < 4:
-        # t-SNE needs neighbours; a line keeps the contract (one 2D point per row) for degenerate inputs
+    if n < 4 or no_variation(x):
+        # t-SNE needs neighbours and some spread (its initialization divides by it); a line keeps the
+        # contract, one finite 2D point per row, and the post says why there is no map
         return np.stack([np.arange(n, dtype=np.float32), np.zeros(n, np.float32)], 1)
     if pca_dims is not None and x.shape[1] > pca_dims and n > pca_dims:
         from sklearn.decomposition import PCA
@@ -467,6 +473,7 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
     summary = {
         "model": mapped["position"], "key": mapped_art.key, "layer": mapped["name"], "path": mapped["path"],
         "dims": int(x.shape[1]) if n else 0, "images": settings.images, "count": n, "classes": num_classes,
+        "no_variation": no_variation(x),
         "class_counts": np.bincount(labels, minlength=num_classes).tolist(),
         "perplexity": settings.perplexity, "perplexity_used": _perplexity(n, settings.perplexity),
         "method": ("opentsne-bh" if n < BH_BELOW else "opentsne-fft") if n >= 4 else "line",

@@ -87,7 +87,7 @@ def section(cfg: Config, models: Sequence[ModelRecord], classes: Sequence[str], 
         "figures": {name.removeprefix("clusters-").removesuffix(".png").replace("-", "_"):
                     {"src": "figures/" + name, **size} for name, size in figures.items()},
         "page": PAGE, "precision": _precision(summary, models, classes), "knn": _knn(summary["knn"]),
-        "timings": summary["timings"],
+        "timings": summary["timings"], "no_variation": summary.get("no_variation", False),
     }
     what = f"{format_count(summary['count'])} {'test ' if set_name == 'test' else ''}images"
     page = Page(PAGE, "imagemap.html", {

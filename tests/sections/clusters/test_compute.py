@@ -185,3 +185,14 @@ def test_the_map_is_the_same_bytes_whatever_the_blas_and_openmp_threads() -> Non
         runs.append(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                                    check=True).stdout.strip())
     assert runs[0] == runs[1] and len(runs[0]) == 64
+
+
+def test_descriptors_without_variation_give_a_finite_layout_and_say_so() -> None:
+    """Constant images (or a dead layer) give every image the same descriptor: t-SNE's initialization
+    would divide by a zero spread and hand NaN to the grid assignment."""
+    x = np.ones((40, 16), np.float32)
+    assert compute.no_variation(x) and not compute.no_variation(np.eye(4, dtype=np.float32))
+    xy = compute.tsne(x, 0, n_jobs=1)
+    assert xy.shape == (40, 2) and np.isfinite(xy).all()
+    cells = compute.grid_assign(xy, *compute.grid_shape(40))
+    assert sorted(cells.tolist()) == sorted(set(cells.tolist()))  # one image per cell
