@@ -211,6 +211,10 @@ class PreferredConfig:
                                               "activates.",
                                between(1, 512))
     class_seeds: int = option(3, "Noise seeds, hence reconstructions, per output-class unit.", between(1, 8))
+    units_per_layer: int = option(256, "Most units of a hidden layer given a preferred input: a larger layer "
+                                       "(a ResNet's 512-channel blocks) shows this many, evenly spaced over its "
+                                       "unit indices, and the post says so; 0 = every unit. Output-class units are "
+                                       "never sampled.", at_least(0))
     objective: str = option("center", "What a conv channel maximizes: its 'center' neuron (only its receptive "
                                       "field matters; that crop is shown) or its spatial 'mean'.",
                             one_of("center", "mean"))

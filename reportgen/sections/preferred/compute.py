@@ -77,20 +77,23 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
     results = []
     for i, (layer, settings) in enumerate(track(list(zip(layers, chosen, strict=True)), desc="preferred inputs",
                                                 unit="layer")):
-        seeds = cfg.class_seeds if i == len(layers) - 1 else 1
-        units_ = [Unit(layer.path, u) for u in range(layer.units) for _ in range(seeds)]
-        repeat = per_layer[i].best.repeat_interleave(seeds), per_layer[i].peak.repeat_interleave(seeds)
+        last = i == len(layers) - 1
+        seeds = cfg.class_seeds if last else 1
+        shown = shown_units(layer.units, 0 if last else cfg.units_per_layer)
+        units_ = [Unit(layer.path, int(u)) for u in shown for _ in range(seeds)]
+        best, peak = per_layer[i].best[shown], per_layer[i].peak[shown]
         rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
-                           seed=[cfg.seed + s for _ in range(layer.units) for s in range(seeds)],
-                           chunk_size=chunk_size, maxima=UnitMaxima(*repeat))
+                           seed=[cfg.seed + s for _ in shown for s in range(seeds)],
+                           chunk_size=chunk_size, maxima=UnitMaxima(best.repeat_interleave(seeds),
+                                                                    peak.repeat_interleave(seeds)))
         records = rendering.records
-        per_unit = (layer.units, seeds)
+        per_unit = (len(shown), seeds)
         results.append(LayerInputs(
-            images=rendering.display.reshape(*per_unit, *rendering.display.shape[1:]),
+            unit=shown, images=rendering.display.reshape(*per_unit, *rendering.display.shape[1:]),
             start=np.array([r.start for r in records], np.float32).reshape(per_unit),
             reached=np.array([r.reached for r in records], np.float32).reshape(per_unit),
             flat=np.array([r.flat for r in records], bool).reshape(per_unit),
-            best=per_layer[i].best.float().numpy(), peak=per_layer[i].peak.float().numpy()))
+            best=best.float().numpy(), peak=peak.float().numpy()))
     arrays = layered(results)
     clock["render"] = time.perf_counter()
     np.savez_compressed(folder / "preferred.npz", **arrays)
@@ -114,7 +117,8 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
         "class_seeds": cfg.class_seeds,
         "test_images": len(images),
         "layers": [{"name": layer.name, "path": layer.path, "kind": layer.kind, "shape": list(layer.shape),
-                    "units": layer.units, "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
+                    "units": layer.units, "shown": len(results[i].unit),
+                    "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
                     "box": _crop(layer, fields, shape, cfg.objective),
                     "settings": chosen[i].as_dict(), "search": vars(searches[i])}
                    for i, layer in enumerate(layers)],
@@ -125,9 +129,10 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
         "chunk_size": chunk_size,
     }
     (folder / "preferred.json").write_text(json.dumps(summary, indent=1))
-    log.info("preferred inputs: %d units in %.1f s (search %.1f s)", len(everything),
+    rendered = sum(len(r.unit) for r in results)
+    log.info("preferred inputs: %d of %d units in %.1f s (search %.1f s)", rendered, len(everything),
              time.perf_counter() - clock["start"], summary["seconds"]["search"])
-    return {"units": len(everything)}
+    return {"units": len(everything), "rendered": rendered}
 
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,
@@ -145,6 +150,14 @@ def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], c
     return search(net, groups, cfg.trials, cfg.seed, input_shape=shape, mean=mean, std=std, maxima=sampled,
                   base=base, space=space, chunk_size=chunk_size,
                   progress=lambda trials: track(trials, desc="regularizer search", unit="trial"))
+
+
+def shown_units(units: int, cap: int) -> np.ndarray:
+    """The unit indices of a layer that get a preferred input: all of them, or `cap` evenly spaced over
+    the layer (the first and the last included), so a sample spans the layer rather than its start."""
+    if not cap or units <= cap:
+        return np.arange(units, dtype=np.int64)
+    return np.unique(np.round(np.linspace(0, units - 1, cap)).astype(np.int64))
 
 
 def _crop(layer: UnitLayer, fields: dict[str, Any], shape: tuple[int, int, int], objective: str) -> list[int] | None:
@@ -201,7 +214,8 @@ def incoming_weights(net: nn.Module, layers: list[UnitLayer], in_channels: int) 
 class LayerInputs:
     """One layer's preferred inputs and what they reached, per unit (rows) and noise seed (columns)."""
 
-    images: np.ndarray    # uint8 (units, seeds, H, W, C), as readers see them
+    unit: np.ndarray      # (rows,) the unit index of each row: every unit, or a sample of a large layer
+    images: np.ndarray    # uint8 (rows, seeds, H, W, C), as readers see them
     start: np.ndarray     # (units, seeds) the objective on the starting noise
     reached: np.ndarray   # (units, seeds) the objective on the final image
     flat: np.ndarray      # (units, seeds) bool: not raised above the start

@@ -40,7 +40,7 @@ SHEET_COLUMNS = 32
 @dataclass(frozen=True)
 class Node:
     layer: int          # 0 = the input layer, i + 1 = unit layer i
-    unit: int
+    unit: int           # the node's place in its layer: a row of the layer's preferred inputs
     x: int
     y: int
     flagged: bool
@@ -67,15 +67,18 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
     if "filters" in weights:
         filters_image(weights["filters"], out / "filters.png")
     flagged = [inputs.flagged for inputs in result.layers]
-    graph = layout(weights["input"], [layer["name"] for layer in layers], [layer["units"] for layer in layers],
-                   flagged)
-    edges = strongest_edges(weights, len(layers), params["edges"])
+    graph = layout(weights["input"], [layer["name"] for layer in layers],
+                   [len(inputs.unit) for inputs in result.layers], flagged)
+    edges = strongest_edges(shown_weights(weights, [inputs.unit for inputs in result.layers]), len(layers),
+                            params["edges"])
+    index = [np.arange(weights["input"].shape[-1])] + [inputs.unit for inputs in result.layers]
     picture = draw_graph(graph, weights["input"], tiles, edges)
     frames, count = zoom_frames(picture, graph, fps=params["fps"])
     info = write_mp4(frames, out / "graph.mp4", params["fps"], out / "graph.png", crf=CRF)
     (out / "graph.json").write_text(json.dumps({
         "size": [graph["width"], graph["height"]], "layers": graph["layers"], "thumb": THUMB,
-        "nodes": [[n.layer, n.unit, n.x, n.y, int(n.flagged)] for n in graph["nodes"]],
+        # [layer, row, x, y, flagged, unit index]: a sampled layer's rows are not its unit indices
+        "nodes": [[n.layer, n.unit, n.x, n.y, int(n.flagged), int(index[n.layer][n.unit])] for n in graph["nodes"]],
         "edges": [[*e[:2], *e[2:4], round(float(e[4]), 4)] for e in edges_geometry(graph, edges)],
         "sheets": sheets, "input_sheet": inputs,
         "movie": {"frames": info.frames, "size": list(info.size), "fps": info.fps, "seconds": info.seconds,
@@ -183,6 +186,17 @@ def layout(example: np.ndarray, names: list[str], counts: list[int], flagged: li
         bands.append({"name": name, "top": top, "bottom": y, "units": count})
         y += LAYER_GAP
     return {"width": width, "height": y - LAYER_GAP // 2, "nodes": nodes, "layers": bands}
+
+
+def shown_weights(weights: dict[str, np.ndarray], shown: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The edge matrices between the units that have a preferred input (rows: a layer's shown units,
+    columns: the previous layer's; the input layer's channels are all shown)."""
+    out = {}
+    for i, rows in enumerate(shown):
+        matrix = weights.get(f"edges_{i}")
+        if matrix is not None:
+            out[f"edges_{i}"] = matrix[rows][:, shown[i - 1]] if i else matrix[rows]
+    return out
 
 
 def strongest_edges(weights: dict[str, np.ndarray], layers: int, k: int) -> list[tuple[int, int, int, float]]:

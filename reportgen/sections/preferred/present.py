@@ -36,6 +36,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
         panels += _panels(model, result, graph, folder)
     first = json.loads(computed[0].file("preferred.json").read_text()) if computed else {}
     context = {"models": contexts, "steps": cfg.steps, "trials": cfg.trials, "search_units": cfg.search_units,
+               "units_per_layer": cfg.units_per_layer,
                "class_seeds": cfg.class_seeds, "objective": cfg.objective, "parameterization": cfg.parameterization,
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
                "class_names": first.get("class_names", [])}
@@ -67,7 +68,7 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
         scores = [s for s in layer["search"]["scores"] if s == s]
         best = layer["search"]["best"]
         layers.append({
-            "name": layer["name"], "units": layer["units"], "dead": dead, "flat": flat,
+            "name": layer["name"], "units": layer["units"], "shown": layer["shown"], "dead": dead, "flat": flat,
             "flagged": int(inputs.flagged.sum()),
             "live": int(len(ratios)),
             "ratio_median": float(np.median(ratios)) if len(ratios) else None,
@@ -83,6 +84,8 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
     units = sum(layer["units"] for layer in layers)
     return {
         "name": model.name, "key": model.key, "layers": layers, "units": units,
+        "shown": sum(layer["shown"] for layer in layers),
+        "sampled": [layer for layer in layers if layer["shown"] < layer["units"]],
         "dead": sum(layer["dead"] for layer in layers), "flat": sum(layer["flat"] for layer in layers),
         "ratio_median": float(np.median(all_ratios)) if all_ratios else None,
         "beyond_best": sum(layer["beyond_best"] for layer in layers),
@@ -112,14 +115,14 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
         w, h = sheet["tile"]
         scale = max(1, round(SHOWN / max(w, h)))
         seeds = layer["seeds"]
-        for u in range(layer["units"]):
+        for row, unit in enumerate(inputs.unit.tolist()):
             pictures = []
             for s in range(seeds):
-                tile, size = _tile(sheet, u * seeds + s)
+                tile, size = _tile(sheet, row * seeds + s)
                 which = f", noise seed {s + 1} of {seeds}" if seeds > 1 else ""
-                pictures.append(Picture(folder + sheet["file"], f"Preferred input of {layer['name']} unit {u}{which}",
-                                        w * scale, h * scale, tile=tile, sheet=size))
-            reached, start, best = inputs.reached[u], inputs.start[u], float(inputs.best[u])
+                alt = f"Preferred input of {layer['name']} unit {unit}{which}"
+                pictures.append(Picture(folder + sheet["file"], alt, w * scale, h * scale, tile=tile, sheet=size))
+            reached, start, best = inputs.reached[row], inputs.start[row], float(inputs.best[row])
             facts = [f"Activation reached: {', '.join(f'{r:.3g}' for r in reached)} "
                      f"(from {', '.join(f'{s:.3g}' for s in start)} on the starting noise)",
                      f"Best test image: {best:.3g}"
@@ -129,11 +132,11 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
                 facts.append(f"Shown: the {bottom - top}×{right - left}-pixel receptive field of the channel's "
                              "centre neuron")
             flags = []
-            if inputs.dead[u]:
+            if inputs.dead[row]:
                 flags.append("dead: never active on a test image")
-            if inputs.flat[u, 0]:
+            if inputs.flat[row, 0]:
                 flags.append("flat: not raised above its start, so the picture is not a result")
-            panels.append(AtlasPanel(model.key, layer["name"], u,
+            panels.append(AtlasPanel(model.key, layer["name"], unit,
                                      "Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} noise seeds)",
                                      tuple(pictures), tuple(facts), "; ".join(flags)))
     return panels
@@ -145,10 +148,10 @@ def _graph_page(model: ModelRecord, summary: dict[str, Any], graph: dict[str, An
     thumb = graph["thumb"]
     names = [band["name"] for band in graph["layers"]]
     nodes = []
-    for layer, unit, x, y, flagged in graph["nodes"]:
+    for layer, row, x, y, flagged, unit in graph["nodes"]:
         sheet = graph["input_sheet"] if layer == 0 else graph["sheets"][layer - 1]
         seeds = 1 if layer == 0 else summary["layers"][layer - 1]["seeds"]
-        tile, size = _tile(sheet, unit * seeds)
+        tile, size = _tile(sheet, row * seeds)
         nodes.append({"x": x, "y": y, "view": tile, "sheet": folder + sheet["file"], "size": size,
                       "flagged": bool(flagged), "label": f"{names[layer]} unit {unit}" if layer else
                       f"input channel {unit}",

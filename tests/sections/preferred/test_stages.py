@@ -3,6 +3,8 @@ re-runs, and a post without the section. These write builds of their own."""
 
 from __future__ import annotations
 
+import json
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,29 @@ def test_disabled_section_leaves_the_post_without_it(config: Path) -> None:
     assert not [a for a in result.stages if a.stage.startswith("preferred")]
     html = (config.parent / "plain" / POST / "index.html").read_text()
     assert "Preferred inputs of trained units" not in html and not (config.parent / "plain" / POST / "graph").exists()
+
+
+def test_large_layers_show_an_evenly_spaced_sample_and_the_post_says_so(config: Path) -> None:
+    result = pipeline.build(load_config(config, overrides={"preferred.units_per_layer": 3}),
+                            out=config.parent / "capped")
+    computed = [a for a in result.stages if a.stage == "preferred"]
+    assert computed and all(not a.cached for a in computed)  # the cap is part of the stage's key
+    post = config.parent / "capped" / POST
+    html = (post / "index.html").read_text()
+    graph = json.loads(next(a for a in result.stages if a.stage == "preferred-figures"
+                            and "Model II" in a.manifest["label"]).file("preferred/model-ii/graph.json").read_text())
+    summary = json.loads(next(a for a in computed if "Model II" in a.manifest["label"]).file("preferred.json")
+                         .read_text())
+    for i, layer in enumerate(summary["layers"]):
+        nodes = [n for n in graph["nodes"] if n[0] == i + 1]
+        expected = layer["units"] if i == len(summary["layers"]) - 1 else min(3, layer["units"])
+        assert layer["shown"] == len(nodes) == expected, layer["name"]  # class units are never sampled
+        units = [n[5] for n in nodes]
+        if layer["units"] > 3 and i < len(summary["layers"]) - 1:
+            # spread over the layer: its first and last unit and one between
+            assert units[0] == 0 and units[-1] == layer["units"] - 1 and units == sorted(set(units))
+            atlas = (post / "atlas" / "model-ii" / f"{layer['name']}.html").read_text()
+            assert atlas.count("Activation reached:") == 3  # preferred panels for the shown units only
+            for unit in units:
+                assert f'id="unit-{unit}"' in atlas
+            assert f"3 of {layer['name']}\u2019s {layer['units']}" in unescape(html), layer["name"]
