@@ -23,7 +23,7 @@ from pathlib import Path
 from reportgen import __version__
 from reportgen.cache import MANIFEST, SITE_MARKER, Artifact, plain, source_digest
 from reportgen.config import Config
-from reportgen.nets.data import source_fingerprint
+from reportgen.nets.data import file_state, source_fingerprint
 from reportgen.report.templates import TEMPLATES, user_templates
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -43,9 +43,9 @@ class BuildResult:
 
 def inputs_fingerprint(cfg: Config, out: Path) -> str:
     """A hash of everything a build of `cfg` into `out` reads (see the module's docstring)."""
-    files = {f"models[{i}].{key}": _stat(cfg.resolve(path)) for i, m in enumerate(cfg.models)
+    files = {f"models[{i}].{key}": file_state(cfg.resolve(path)) for i, m in enumerate(cfg.models)
              for key, path in (("checkpoint", m.checkpoint), ("weights", m.weights)) if path}
-    files.update({f"models[{i}].arch": _stat(path) for i, m in enumerate(cfg.models)
+    files.update({f"models[{i}].arch": file_state(path) for i, m in enumerate(cfg.models)
                   if (path := m.class_file(cfg.root)) is not None})
     parts = {
         "reportgen": __version__,
@@ -123,15 +123,6 @@ def _tree_digest(root: Path, pattern: str) -> str:
         for path in sorted(p for p in root.rglob(pattern) if p.is_file() and "__pycache__" not in p.parts):
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def _stat(path: Path) -> str:
-    """A user's file by size and modification time, as the data folder's files are fingerprinted."""
-    try:
-        st = path.stat()
-    except OSError as e:
-        return f"error {e.errno}"
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _version(name: str) -> str:

@@ -24,7 +24,7 @@ from reportgen.config import USER_CLASS, Config, ModelConfig
 from reportgen.errors import SettingError, SiteError
 from reportgen.nets import architectures, data, imported, train
 from reportgen.nets.architectures import ModelError
-from reportgen.nets.checkpoint import check_compatible, load_model, pick_device, read_checkpoint
+from reportgen.nets.checkpoint import arch_kwargs, check_compatible, load_model, pick_device, read_checkpoint
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import LayerError, find_layer, unit_layers
 from reportgen.report import publish, site
@@ -192,11 +192,8 @@ def _untrained(cfg: Config, index: int, dataset: Dataset) -> torch.nn.Module:
     m = cfg.models[index]
     if m.checkpoint:
         return load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
-    shape = _input_shape(dataset)
     try:
-        return architectures.create_model(_arch(cfg, m), in_channels=shape[0], image_size=shape[1],
-                                          num_classes=len(dataset.class_names), width=m.width,
-                                          dropout=m.dropout, args=dict(m.args)).eval()
+        return architectures.create_model(_arch(cfg, m), **arch_kwargs(dataset, m), args=dict(m.args)).eval()
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reportgen.config import ModelConfig
 from reportgen.nets.architectures import ModelError, create_model
 from reportgen.nets.data import Dataset
 
@@ -53,13 +54,20 @@ class Normalizer:
         return (unit - self.mean) / self.std
 
 
+def arch_kwargs(data: Dataset, m: ModelConfig) -> dict[str, Any]:
+    """The architecture's keyword arguments for the data's input and classes, as checkpoints record
+    them: what training, loading and the checks before training all build a network from."""
+    return {"in_channels": data.images.shape[3], "image_size": data.images.shape[1],
+            "num_classes": len(data.class_names), "width": m.width, "dropout": m.dropout}
+
+
 def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities (N, classes) of `model` in eval mode for uint8 NHWC images."""
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            logits = model(norm(norm.unit(images[i:i + batch_size])))
+            logits = model(norm.images(images[i:i + batch_size]))
             out.append(torch.softmax(logits.float(), 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 

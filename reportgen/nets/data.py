@@ -97,14 +97,19 @@ def source_fingerprint(cfg: DataConfig, root: Path) -> str:
     _scan_folder(base)  # the same checks as loading: a bad class folder fails here, in one line
     digest = hashlib.sha256()
     for path in _files(base):
-        try:
-            st = path.stat()
-            state = f"{st.st_size}\0{st.st_mtime_ns}"
-        except OSError as e:  # a dangling or looping link: skipped when decoding, fingerprinted as such
-            state = f"error {e.errno}"
         # names are bytes on disk and need not be UTF-8: hash them as bytes
-        digest.update(os.fsencode(path.relative_to(base)) + f"\0{state}\n".encode())
+        digest.update(os.fsencode(path.relative_to(base)) + f"\0{file_state(path)}\n".encode())
     return "folder:" + digest.hexdigest()
+
+
+def file_state(path: Path) -> str:
+    """A file's size and modification time: cheap, and changed by any rewrite of it. A dangling or
+    looping link (skipped when decoding) is fingerprinted by its error."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        return f"error {e.errno}"
+    return f"{st.st_size}\0{st.st_mtime_ns}"
 
 
 def load_dataset(cfg: DataConfig, root: Path) -> Dataset:

@@ -19,7 +19,7 @@ from torch import nn
 from reportgen.cache import Artifact, plain, versions
 from reportgen.config import ModelConfig
 from reportgen.nets.architectures import create_model, load_weights, read_state_dict
-from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, arch_kwargs, save_checkpoint
 from reportgen.nets.data import Dataset, channel_stats
 
 
@@ -30,12 +30,12 @@ def load_stage(folder: Path, params: dict[str, Any], dataset: Artifact, weights:
     data = Dataset.from_artifact(dataset)
     cfg: ModelConfig = params["model"]
     path = weights.file(weights.manifest["file"])
-    network, arch_kwargs = build(params["arch"], cfg, data, path)
+    network, kwargs = build(params["arch"], cfg, data, path)
     if cfg.mean:
         mean, std = list(cfg.mean), list(cfg.std)
     else:
         mean, std = channel_stats(data.part("train")[0])
-    checkpoint = {"format": CHECKPOINT_FORMAT, "arch": params["arch"], "arch_kwargs": arch_kwargs,
+    checkpoint = {"format": CHECKPOINT_FORMAT, "arch": params["arch"], "arch_kwargs": kwargs,
                   "arch_args": dict(cfg.args), "class_names": list(data.class_names),
                   "normalization": {"mean": mean, "std": std}, "config": plain(cfg), "metrics": {},
                   "origin": {"weights": path.name, "normalization": "config" if cfg.mean else "training set"},
@@ -50,9 +50,8 @@ def build(arch: str, cfg: ModelConfig, data: Dataset, weights: Path) -> tuple[nn
     """The network of `arch` for the data's input and classes, with `weights` loaded exactly; also
     the architecture's keyword arguments as a checkpoint records them. Cheap enough (one forward pass
     on zeros) to run before any model trains, so a file that does not fit fails first."""
-    arch_kwargs = {"in_channels": data.images.shape[3], "image_size": data.images.shape[1],
-                   "num_classes": len(data.class_names), "width": cfg.width, "dropout": cfg.dropout}
+    kwargs = arch_kwargs(data, cfg)
     with torch.device("cpu"):
-        network = create_model(arch, **arch_kwargs, args=dict(cfg.args))
+        network = create_model(arch, **kwargs, args=dict(cfg.args))
     load_weights(network, read_state_dict(weights), weights, arch)
-    return network.eval(), arch_kwargs
+    return network.eval(), kwargs

@@ -23,7 +23,7 @@ from torch import nn
 from reportgen.cache import Artifact, plain, source_date, versions
 from reportgen.config import AugmentConfig, ModelConfig
 from reportgen.nets.architectures import ModelError, create_model
-from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, Normalizer, predict, save_checkpoint
+from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, Normalizer, arch_kwargs, predict, save_checkpoint
 from reportgen.nets.data import Augmenter, Dataset, channel_stats
 from reportgen.progress import track
 
@@ -111,10 +111,8 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     x_train, y_train = data.part("train")
     x_val, y_val = data.part("val")
-    size, channels = data.images.shape[1], data.images.shape[3]
-    arch_kwargs = {"in_channels": channels, "image_size": size, "num_classes": len(data.class_names),
-                   "width": cfg.width, "dropout": cfg.dropout}
-    model = create_model(cfg.arch, weights=weights, args=dict(cfg.args), **arch_kwargs).to(device)
+    kwargs = arch_kwargs(data, cfg)
+    model = create_model(cfg.arch, weights=weights, args=dict(cfg.args), **kwargs).to(device)
     mean, std = channel_stats(x_train)
     norm = Normalizer(mean, std, device)
     augmenter = Augmenter(augment, data.class_names)
@@ -177,7 +175,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         "epoch": best_epoch,  # whose weights the checkpoint holds
         "weights": "best validation" if best_state is not None else "last epoch",
     }
-    return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": arch_kwargs, "arch_args": dict(cfg.args),
+    return {"format": CHECKPOINT_FORMAT, "arch": cfg.arch, "arch_kwargs": kwargs, "arch_args": dict(cfg.args),
             "class_names": list(data.class_names), "normalization": {"mean": mean, "std": std},
             "config": plain(cfg), "metrics": metrics, "versions": versions(), "environment": environment(device),
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
