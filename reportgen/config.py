@@ -74,6 +74,8 @@ def _seed(v: int) -> str | None:
 BUILTIN_ARCHS = ("model1", "model2")
 BATCH_NORM_ARCHS = ("model2",)  # batch norm cannot train on batches of one image
 TORCHVISION_PREFIX = "torchvision:"
+# a TorchScript archive (torch.jit.save) in `weights`: the architecture comes with it
+TORCHSCRIPT = "torchscript"
 # a network class of the user's own: 'file:<path to a .py file>:<Class>' or 'python:<module>:<Class>'
 USER_CLASS = re.compile(r"(?P<kind>file|python):(?P<where>.+):(?P<cls>[A-Za-z_][A-Za-z0-9_]*)")
 
@@ -149,9 +151,10 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = option("", "Display name, e.g. 'Model I'.", lambda v: None if v.strip() else "a non-empty name")
-    arch: str = option("model1", "Architecture: 'model1', 'model2', 'torchvision:<name>', or a network class of "
+    arch: str = option("model1", "Architecture: 'model1', 'model2', 'torchvision:<name>', a network class of "
                                  "your own: 'file:<file.py>:<Class>' (relative to the config) or "
-                                 "'python:<module>:<Class>'.")
+                                 "'python:<module>:<Class>', or 'torchscript' for a TorchScript archive "
+                                 "(torch.jit.save) in `weights`, which holds its architecture.")
     args: dict[str, Any] = table_option("Keyword arguments of a 'file:' or 'python:' class's constructor, e.g. "
                                         "{ num_classes = 3 }.")
     train: bool = option(True, "Train this network (true), or load `weights` as they are and report on the "
@@ -162,7 +165,8 @@ class ModelConfig:
     checkpoint: str = option("", "Load this reportgen checkpoint instead of training (relative to the config).")
     weights: str = option("", "A state dict file (torch.save(model.state_dict(), path); DataParallel's "
                               "'module.' prefixes and {'state_dict': ...} or {'model': ...} wrappers are "
-                              "unwrapped): the network's weights when train = false, else where training starts.")
+                              "unwrapped): the network's weights when train = false, else where training starts. With "
+                              "arch = 'torchscript', the TorchScript archive.")
     mean: tuple[float, ...] = option((), "Per-channel input mean of a loaded network (train = false), on images "
                                          "scaled to [0, 1]; empty: the training set's own.")
     std: tuple[float, ...] = option((), "Per-channel input standard deviation of a loaded network, as `mean`.",
@@ -378,12 +382,16 @@ def _model_problems(m: ModelConfig, where: str) -> list[str]:
                             "'python:<module>:<Class>'")
         elif m.arch.startswith("file:") and not m.arch[len("file:"):].rpartition(":")[0].endswith(".py"):
             problems.append(f"{where}.arch: got {m.arch!r}; the file of a 'file:' class must be a .py file")
+    elif m.arch == TORCHSCRIPT:
+        if m.train or not m.weights:
+            problems.append(f"{where}.arch: 'torchscript' reports on a trained archive as it is: set "
+                            f"{where}.train = false and the archive's file in {where}.weights")
     elif m.arch not in BUILTIN_ARCHS:
-        close = difflib.get_close_matches(m.arch, BUILTIN_ARCHS, n=1)
+        close = difflib.get_close_matches(m.arch, (*BUILTIN_ARCHS, TORCHSCRIPT), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"{where}.arch: got {m.arch!r}{hint}; expected one of "
                         f"{', '.join(map(repr, BUILTIN_ARCHS))}, '{TORCHVISION_PREFIX}<name>', "
-                        "'file:<file.py>:<Class>' or 'python:<module>:<Class>'")
+                        f"'file:<file.py>:<Class>', 'python:<module>:<Class>' or '{TORCHSCRIPT}'")
     if m.args and not USER_CLASS.fullmatch(m.arch):
         problems.append(f"{where}.args: constructor arguments apply to a 'file:' or 'python:' class only, "
                         f"not {m.arch!r}")

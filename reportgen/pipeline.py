@@ -20,7 +20,7 @@ import torch
 
 from reportgen import builds
 from reportgen.cache import Artifact, Cache, Stage
-from reportgen.config import USER_CLASS, Config, ModelConfig
+from reportgen.config import TORCHSCRIPT, USER_CLASS, Config, ModelConfig
 from reportgen.errors import SettingError, SiteError
 from reportgen.nets import architectures, data, imported, train
 from reportgen.nets.architectures import ModelError
@@ -137,7 +137,10 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
 
 
 def _arch(cfg: Config, m: ModelConfig) -> str:
-    """The entry's architecture with a 'file:' class's file made absolute (it is relative to the config)."""
+    """The entry's architecture with a 'file:' class's file made absolute (it is relative to the config),
+    and a TorchScript archive named by its absolute path: 'torchscript:<path>'."""
+    if m.arch == TORCHSCRIPT:
+        return f"{TORCHSCRIPT}:{cfg.resolve(m.weights)}"
     match = USER_CLASS.fullmatch(m.arch)
     if match and match["kind"] == "file":
         return f"file:{m.class_file(cfg.root)}:{match['cls']}"

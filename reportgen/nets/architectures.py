@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import math
 import sys
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from reportgen.config import TORCHVISION_PREFIX, USER_CLASS
+from reportgen.config import TORCHSCRIPT, TORCHVISION_PREFIX, USER_CLASS
 from reportgen.errors import ModelError
+from reportgen.nets import torchscript
 
 ArchFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ArchFactory] = {}
@@ -54,6 +54,8 @@ def create_model(arch: str, *, in_channels: int, image_size: int, num_classes: i
         model = _torchvision_model(arch[len(TORCHVISION_PREFIX):], in_channels, num_classes)
     elif USER_CLASS.fullmatch(arch):
         model = _user_model(arch, args or {})
+    elif arch.startswith(TORCHSCRIPT + ":"):  # 'torchscript:<absolute path of the archive>'
+        model = torchscript.load(Path(arch[len(TORCHSCRIPT) + 1:]), (in_channels, image_size, image_size))
     elif arch in _REGISTRY:
         model = _REGISTRY[arch](in_channels=in_channels, image_size=image_size, num_classes=num_classes,
                                 width=width, dropout=dropout)
@@ -73,11 +75,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     tensors and plain containers is ever unpickled."""
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
-    if _torchscript(path):
-        raise ModelError(f"{path}: a TorchScript archive (torch.jit.save), not a state dict; reportgen cannot report "
-                         "on one, because torch does not run forward hooks on TorchScript modules and every section "
-                         "after the first records layer outputs through them: save the state dict instead "
-                         "(torch.save(model.state_dict(), path)) and name the class with arch")
+    if torchscript.is_archive(path):
+        raise ModelError(f"{path}: a TorchScript archive (torch.jit.save), not a state dict: set arch = "
+                         f"'{TORCHSCRIPT}' and train = false to report on it as it is")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many unrelated types (pickle, zip, runtime) for a non-weights file
@@ -92,15 +92,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
-
-
-def _torchscript(path: Path) -> bool:
-    """Whether a file is a TorchScript archive: a zip holding the module's compiled code/."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.split("/", 2)[1:2] == ["code"] for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from reportgen.cache import Artifact, plain, versions
-from reportgen.config import ModelConfig
+from reportgen.config import TORCHSCRIPT, ModelConfig
 from reportgen.nets.architectures import create_model, load_weights, read_state_dict
 from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, arch_kwargs, save_checkpoint
 from reportgen.nets.data import Dataset, channel_stats
@@ -53,5 +53,6 @@ def build(arch: str, cfg: ModelConfig, data: Dataset, weights: Path) -> tuple[nn
     kwargs = arch_kwargs(data, cfg)
     with torch.device("cpu"):
         network = create_model(arch, **kwargs, args=dict(cfg.args))
-    load_weights(network, read_state_dict(weights), weights, arch)
+    if not arch.startswith(TORCHSCRIPT + ":"):  # an archive comes with its weights
+        load_weights(network, read_state_dict(weights), weights, arch)
     return network.eval(), kwargs
