@@ -230,6 +230,10 @@ class PreferredConfig:
     threads: int = option(1, "Torch CPU threads while optimizing (1 was fastest on a shared 2-core CPU); "
                              "0 takes build.workers. Keyed: sums split across threads may round differently.",
                           at_least(0))
+    precision: str = option("auto", "What the network computes in during the ascent: 'bfloat16' (autocast; about "
+                                    "1.5x faster where the processor has bfloat16 instructions), 'float32', or "
+                                    "'auto' = bfloat16 on such a CPU or a CUDA device, else float32. Activations are "
+                                    "always measured in float32. Keyed.", one_of("auto", "float32", "bfloat16"))
     seed: int = option(0, "Seed of the unit samples, the search and the starting noise.", _seed)
 
 

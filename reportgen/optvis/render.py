@@ -198,8 +198,13 @@ def to_display(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]
 def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int, int], *,
            mean: float | Sequence[float], std: float | Sequence[float], settings: Settings | None = None,
            seed: int | Sequence[int] = 0, chunk_size: int = DEFAULT_CHUNK_SIZE, maxima: UnitMaxima | None = None,
-           extra: Objective | None = None, flat_margin: float = 0.1) -> Rendering:
+           extra: Objective | None = None, flat_margin: float = 0.1,
+           precision: torch.dtype = torch.float32) -> Rendering:
     """Preferred input of each unit (input_shape = (C, H, W)), optimized `chunk_size` units at a time.
+
+    `precision` is what the network runs in during the ascent (torch.bfloat16: autocast, the image,
+    its parameterization and the regularizers staying float32); the activations at the start and the
+    end are always measured in the model's own precision, so records compare across precisions.
 
     `seed` is one seed for all rows or one per unit (e.g. the same unit three times with three seeds).
     `extra` is added to every row's unit objective (e.g. `image_l2(0.1)`); records always report the
@@ -238,7 +243,7 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
             rows = order[begin:begin + chunk_size]
             log.debug("optvis: units %d-%d of %d", begin, begin + len(rows) - 1, len(units_))
             chunk = _optimize(model, [units_[i] for i in rows], [seeds[i] for i in rows], tuple(input_shape),
-                              settings, bounds, device, dtype, extra)
+                              settings, bounds, device, dtype, extra, precision)
             images[rows] = chunk[0].cpu()
             starts[rows] = chunk[1].double().cpu()
             reached[rows] = chunk[2].double().cpu()
@@ -255,7 +260,8 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
 
 def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,
               bounds: tuple[torch.Tensor, torch.Tensor], device: torch.device, dtype: torch.dtype,
-              extra: Objective | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              extra: Objective | None, precision: torch.dtype = torch.float32
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch, row i for unit rows[i]: (final images, activation at start, activation reached)."""
     generators = [torch.Generator().manual_seed(row_seed(s, u)) for s, u in zip(seeds, rows, strict=True)]
     # noise first, then the jitter draws: a row's start does not depend on steps or jitter
@@ -279,7 +285,9 @@ def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple
                 image.retain_grad()
             seen = roll_rows(image, shifts[:, step]) if settings.jitter > 0 else image
             # rows are independent, so the sum's gradient is each row's own gradient
-            (-objective(forward_to(model, seen, paths), seen).sum()).backward()
+            with torch.autocast(device.type, dtype=precision, enabled=precision != dtype):
+                loss = -objective(forward_to(model, seen, paths), seen).float().sum()
+            loss.backward()
             optimizer.step()
             with torch.no_grad():
                 grad = image.grad if want_grad else None

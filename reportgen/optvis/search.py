@@ -97,12 +97,13 @@ def score(reached: torch.Tensor, best_real: torch.Tensor, images: torch.Tensor) 
 def search(model: nn.Module, groups: Sequence[Sequence[Unit]], trials: int, seed: int, *,
            input_shape: tuple[int, int, int], mean: float | Sequence[float], std: float | Sequence[float],
            maxima: Sequence[UnitMaxima], base: Settings | None = None, space: SearchSpace | None = None,
-           chunk_size: int = DEFAULT_CHUNK_SIZE,
+           chunk_size: int = DEFAULT_CHUNK_SIZE, precision: torch.dtype = torch.float32,
            progress: Callable[[list[Settings]], Iterable[Settings]] = iter) -> SearchResult:
     """Draw `trials` settings from `space` and render every group's units with each, all groups in one
     batch and from the same starting noise (`seed`); each group is scored on its own units and keeps its
     best trial, so a trial costs one render for every layer instead of one per layer. `maxima[i]` are
-    group i's real-image maxima. Deterministic: the draws come from `seed + 1`, apart from the noise."""
+    group i's real-image maxima; `precision` as `render`'s. Deterministic: the draws come from `seed + 1`,
+    apart from the noise."""
     if trials < 1:
         raise ValueError("trials must be >= 1")
     base, space = base or Settings(), space or SearchSpace()
@@ -116,7 +117,7 @@ def search(model: nn.Module, groups: Sequence[Sequence[Unit]], trials: int, seed
         if not units_:
             break
         rendering = render(model, units_, input_shape, mean=mean, std=std, settings=drawn, seed=seed,
-                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak))
+                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak), precision=precision)
         reached = torch.tensor([r.reached for r in rendering.records])
         # energy measured on what readers see, so channels weigh alike whatever their input std
         shown = torch.from_numpy(rendering.display).permute(0, 3, 1, 2).float() / 255

@@ -39,18 +39,19 @@ RECORDS = ("start", "reached", "best", "peak", "flat")
 def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,
                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
     """Search, render and measure every unit of one model; `params` = {"preferred": PreferredConfig,
-    "device": str, "threads": torch CPU threads}. `chunk_size` changes speed only (rows are independent)."""
+    "device": str, "threads": torch CPU threads, "precision": 'float32' or 'bfloat16'}. `chunk_size` changes
+    speed only (rows are independent)."""
     cfg: PreferredConfig = params["preferred"]
     before = torch.get_num_threads()
     torch.set_num_threads(params["threads"])
     try:
-        return _run(folder, cfg, params["device"], dataset, model, chunk_size)
+        return _run(folder, cfg, params["device"], getattr(torch, params["precision"]), dataset, model, chunk_size)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, model: Artifact,
-         chunk_size: int) -> dict[str, Any]:
+def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype, dataset: Artifact,
+         model: Artifact, chunk_size: int) -> dict[str, Any]:
     clock = {"start": time.perf_counter()}
     cpu = time.process_time()  # with one thread, CPU seconds approximate wall seconds on an idle machine
     trained = load_model(model.file(model.manifest["file"]), torch.device(device))
@@ -69,7 +70,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
     base = Settings(steps=cfg.steps, reduce=cfg.objective,
                     param="fourier" if cfg.parameterization == "search" else cfg.parameterization)
     space = SearchSpace(params=("pixel", "fourier") if cfg.parameterization == "search" else (cfg.parameterization,))
-    searched = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size)
+    searched = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size, precision)
     trials, searches = searched.trials, searched.groups
     clock["search"] = time.perf_counter()
 
@@ -84,7 +85,8 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
         best, peak = per_layer[i].best[shown], per_layer[i].peak[shown]
         rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
                            seed=[cfg.seed + s for _ in shown for s in range(seeds)],
-                           chunk_size=chunk_size, maxima=UnitMaxima(best.repeat_interleave(seeds),
+                           chunk_size=chunk_size, precision=precision,
+                           maxima=UnitMaxima(best.repeat_interleave(seeds),
                                                                     peak.repeat_interleave(seeds)))
         records = rendering.records
         per_unit = (len(shown), seeds)
@@ -112,6 +114,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
         "input_shape": list(shape),
         "objective": cfg.objective,
         "steps": cfg.steps,
+        "precision": str(precision).removeprefix("torch."),
         "trials": [t.as_dict() for t in trials],
         "search_units": cfg.search_units,
         "class_seeds": cfg.class_seeds,
@@ -137,7 +140,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, dataset: Artifact, mod
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,
             space: SearchSpace, shape: tuple[int, int, int], mean: list[float], std: list[float],
-            chunk_size: int) -> SearchResult:
+            chunk_size: int, precision: torch.dtype) -> SearchResult:
     """Random search (Bergstra and Bengio 2012, `optvis.search`) on a sample of each layer's live units:
     a dead unit has no test-image activation to compare a reconstruction with."""
     rng = random.Random(cfg.seed)
@@ -148,7 +151,7 @@ def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], c
     groups = [[Unit(layer.path, i) for i in sample] for layer, sample in zip(layers, samples, strict=True)]
     sampled = [UnitMaxima(m.best[s], m.peak[s]) for m, s in zip(maxima, samples, strict=True)]
     return search(net, groups, cfg.trials, cfg.seed, input_shape=shape, mean=mean, std=std, maxima=sampled,
-                  base=base, space=space, chunk_size=chunk_size,
+                  base=base, space=space, chunk_size=chunk_size, precision=precision,
                   progress=lambda trials: track(trials, desc="regularizer search", unit="trial"))
 
 
@@ -255,6 +258,21 @@ def read(artifact: Artifact) -> PreferredInputs:
 
 
 def keyed(cfg: PreferredConfig) -> PreferredConfig:
-    """The settings as the compute stage is keyed on them: the thread count is keyed on its own (resolved
-    against build.workers), and the edges and frame rate only change drawings."""
-    return replace(cfg, threads=0, edges=0, movie_fps=0)
+    """The settings as the compute stage is keyed on them: the thread count and the precision are keyed
+    on their own (resolved against build.workers and the machine), and the edges and frame rate only
+    change drawings."""
+    return replace(cfg, threads=0, precision="", edges=0, movie_fps=0)
+
+
+def ascent_precision(choice: str, device: str) -> str:
+    """preferred.precision resolved for `device` ('cpu' or 'cuda'): 'auto' is bfloat16 where the
+    hardware computes in it natively (elsewhere torch emulates it, slower than float32)."""
+    if choice != "auto":
+        return choice
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    try:
+        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):  # a build of torch without oneDNN's check
+        native = False
+    return "bfloat16" if native else "float32"

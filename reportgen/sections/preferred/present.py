@@ -39,6 +39,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "units_per_layer": cfg.units_per_layer,
                "class_seeds": cfg.class_seeds, "objective": cfg.objective, "parameterization": cfg.parameterization,
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
+               "precision": first.get("precision", "float32"),
                "class_names": first.get("class_names", [])}
     return Section("preferred", context, pages, list(drawn), panels)
 

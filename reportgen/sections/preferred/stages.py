@@ -16,9 +16,12 @@ def build(ctx: BuildContext) -> Section:
     cfg = ctx.cfg
     computed, drawn = [], []
     for r in ctx.records:
-        # the thread count is keyed, as for training: float sums split across threads may round differently
+        # the thread count is keyed, as for training: float sums split across threads may round
+        # differently; so is the precision the machine runs the ascent in
         computed.append(ctx.run(PREFERRED, {"preferred": compute.keyed(cfg.preferred), "device": ctx.device,
-                                            "threads": cfg.preferred.threads or cfg.build.workers or 1},
+                                            "threads": cfg.preferred.threads or cfg.build.workers or 1,
+                                            "precision": compute.ascent_precision(cfg.preferred.precision,
+                                                                                  ctx.device)},
                                 ctx.dataset_art, r.model, label=f"preferred inputs {r.name}"))
         drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
                                                  "fps": cfg.preferred.movie_fps},
