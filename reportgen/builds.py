@@ -44,7 +44,8 @@ class BuildResult:
 def inputs_fingerprint(cfg: Config, out: Path) -> str:
     """A hash of everything a build of `cfg` into `out` reads (see the module's docstring)."""
     files = {f"models[{i}].{key}": file_state(cfg.resolve(path)) for i, m in enumerate(cfg.models)
-             for key, path in (("checkpoint", m.checkpoint), ("weights", m.weights)) if path}
+             for key, path in (("checkpoint", m.checkpoint), ("weights", m.weights),
+                               ("classes_file", m.classes_file)) if path}
     files.update({f"models[{i}].arch": file_state(path) for i, m in enumerate(cfg.models)
                   if (path := m.class_file(cfg.root)) is not None})
     parts = {

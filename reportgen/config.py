@@ -167,6 +167,12 @@ class ModelConfig:
                               "'module.' prefixes and {'state_dict': ...} or {'model': ...} wrappers are "
                               "unwrapped): the network's weights when train = false, else where training starts. With "
                               "arch = 'torchscript', the TorchScript archive.")
+    classes: tuple[str, ...] = option((), "The class name of each output of a loaded network (train = false), in "
+                                          "output order, for one with more outputs than the data has classes (an "
+                                          "ImageNet model on a folder of a few ImageNet classes): every data class "
+                                          "must be one of them, and predictions of the others count as 'other'. "
+                                          "Empty: one output per data class, in the data's sorted order.")
+    classes_file: str = option("", "The same as a text file of one name per line (relative to the config).")
     mean: tuple[float, ...] = option((), "Per-channel input mean of a loaded network (train = false), on images "
                                          "scaled to [0, 1]; empty: the training set's own.")
     std: tuple[float, ...] = option((), "Per-channel input standard deviation of a loaded network, as `mean`.",
@@ -405,6 +411,13 @@ def _model_problems(m: ModelConfig, where: str) -> list[str]:
     if not m.train and not m.checkpoint and not m.weights:
         problems.append(f"{where}.train: false needs the trained network's state dict in {where}.weights "
                         "(or a reportgen checkpoint in 'checkpoint')")
+    if (m.classes or m.classes_file) and (m.train or m.checkpoint):
+        problems.append(f"{where}.classes: names the outputs of a network loaded from `weights` (train = false); "
+                        "a network this build trains, or a checkpoint's, has one output per class of the data")
+    if m.classes and m.classes_file:
+        problems.append(f"{where}.classes_file: set classes or classes_file, not both")
+    if len(set(m.classes)) != len(m.classes):
+        problems.append(f"{where}.classes: a name appears twice; each output needs its own")
     if (m.mean or m.std) and m.train:
         problems.append(f"{where}.mean: the normalization of a network this build trains is its training "
                         "set's own; set mean and std only with train = false")

@@ -126,7 +126,8 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
     settings = dataclasses.replace(_training_settings(m), arch=_arch(cfg, m))
     try:
         if not m.train:
-            return run(LOAD, {"model": settings, "arch": settings.arch}, dataset_art, *weights, *code,
+            return run(LOAD, {"model": settings, "arch": settings.arch, "outputs": output_names(cfg, index)},
+                       dataset_art, *weights, *code,
                        label=f"load {m.name}"), cfg.resolve(m.weights).name
         # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS)
         threads = cfg.build.workers or train.DEFAULT_THREADS
@@ -134,6 +135,28 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
                    dataset_art, *weights, *code, label=f"train {m.name}"), ""
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+
+
+def output_names(cfg: Config, index: int) -> list[str]:
+    """The class name of each output of a loaded network, from its `classes` or `classes_file` (one
+    name per line, blank lines skipped); empty when it has one output per data class."""
+    m = cfg.models[index]
+    if not m.classes_file:
+        return list(m.classes)
+    path = cfg.resolve(m.classes_file)
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise ModelError(f"models[{index}].classes_file: file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelError(f"models[{index}].classes_file: cannot read {path} as UTF-8 text "
+                         f"({e.__class__.__name__})") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if len(names) < 2 or repeated:
+        raise ModelError(f"models[{index}].classes_file: {path} " + (
+            f"names {', '.join(map(repr, repeated[:3]))} more than once; each output needs its own name"
+            if repeated else "needs one class name per line, one line per output of the network"))
+    return names
 
 
 def _arch(cfg: Config, m: ModelConfig) -> str:
@@ -164,6 +187,7 @@ def _check_inputs(cfg: Config, out: Path) -> None:
             raise ModelError(f"models[{index}].weights: file not found: {cfg.resolve(m.weights)}")
         if m.arch.startswith("file:") and not (path := m.class_file(cfg.root)).is_file():
             raise ModelError(f"models[{index}].arch: file not found: {path}")
+        output_names(cfg, index)
 
 
 def _check_against_data(cfg: Config, dataset: Dataset) -> None:
@@ -177,7 +201,7 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
             check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
         elif not m.train:  # the weights must fit the architecture and the classes: known without training
             try:
-                imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights))
+                imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights), output_names(cfg, index))
             except ModelError as e:
                 raise ModelError(f"models[{index}] ({m.name}): {e}") from None
     if cfg.responses.enabled:
@@ -196,7 +220,8 @@ def _untrained(cfg: Config, index: int, dataset: Dataset) -> torch.nn.Module:
     if m.checkpoint:
         return load_model(cfg.resolve(m.checkpoint), torch.device("cpu")).network
     try:
-        return architectures.create_model(_arch(cfg, m), **arch_kwargs(dataset, m), args=dict(m.args)).eval()
+        outputs = len(output_names(cfg, index)) or None
+        return architectures.create_model(_arch(cfg, m), **arch_kwargs(dataset, m, outputs), args=dict(m.args)).eval()
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
 
@@ -235,5 +260,6 @@ def _check_clusters(cfg: Config, dataset: Dataset) -> None:
 
 def _training_settings(m: ModelConfig) -> ModelConfig:
     """The model's settings as training reads them: the display name and the checkpoint path (which
-    only decides whether to train at all) are blanked, so renaming a model retrains nothing."""
-    return dataclasses.replace(m, name="", checkpoint="", weights="")
+    only decides whether to train at all) are blanked, so renaming a model retrains nothing; the
+    output names reach the load stage on their own, read from their file (`output_names`)."""
+    return dataclasses.replace(m, name="", checkpoint="", weights="", classes=(), classes_file="")

@@ -122,7 +122,7 @@ def _head_hint(key: str, theirs: torch.Tensor, ours: torch.Tensor) -> str:
     """For the output layer: the two output counts in words."""
     if theirs.dim() >= 1 and ours.dim() >= 1 and theirs.shape[1:] == ours.shape[1:]:
         return (f" (the weights have {theirs.shape[0]} outputs and the network {ours.shape[0]}, one per class "
-                "of the data: a model reportgen reports on needs one output per class)")
+                "name: name every output of the weights, in order, with models[].classes or classes_file)")
     return ""
 
 
@@ -191,10 +191,14 @@ def _check_shapes(model: nn.Module, arch: str, in_channels: int, image_size: int
                          "data.image_size and data.channels") from None
     finally:
         model.train(training)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != num_classes:
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelError(f"{arch}: gives outputs of shape {shape} for one image, but the data has "
-                         f"{num_classes} classes: a model reportgen reports on needs one output per class")
+        raise ModelError(f"{arch}: gives outputs of shape {shape} for one image; a classifier reportgen "
+                         "reports on gives one row of logits per image")
+    if out.shape[1] != num_classes:
+        raise ModelError(f"{arch}: has {out.shape[1]} outputs but there are {num_classes} class names (the data's "
+                         "classes, or the model's classes / classes_file): name every output, in order, with "
+                         "models[].classes or models[].classes_file")
 
 
 def _scaled(channels: int, width: float) -> int:

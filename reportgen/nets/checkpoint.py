@@ -54,21 +54,38 @@ class Normalizer:
         return (unit - self.mean) / self.std
 
 
-def arch_kwargs(data: Dataset, m: ModelConfig) -> dict[str, Any]:
-    """The architecture's keyword arguments for the data's input and classes, as checkpoints record
-    them: what training, loading and the checks before training all build a network from."""
+def arch_kwargs(data: Dataset, m: ModelConfig, outputs: int | None = None) -> dict[str, Any]:
+    """The architecture's keyword arguments for the data's input and classes (or `outputs` outputs, for
+    a loaded network with more), as checkpoints record them: what training, loading and the checks
+    before training all build a network from."""
     return {"in_channels": data.images.shape[3], "image_size": data.images.shape[1],
-            "num_classes": len(data.class_names), "width": m.width, "dropout": m.dropout}
+            "num_classes": outputs or len(data.class_names), "width": m.width, "dropout": m.dropout}
 
 
-def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities (N, classes) of `model` in eval mode for uint8 NHWC images."""
+def class_probabilities(logits: torch.Tensor, outputs: Sequence[int] | None = None) -> torch.Tensor:
+    """Softmax probabilities of the data's classes from a network's logits. `outputs`: the output of
+    each data class when the network has others too (an ImageNet model on a few of its classes); then
+    a last column, 'other', holds the largest probability among the outputs of no data class, so the
+    row's argmax is the network's top-1 prediction (column K when it is none of the data's classes)
+    and its max that prediction's probability, as for any other model."""
+    probs = torch.softmax(logits.float(), 1)
+    if outputs is None:
+        return probs
+    rest = torch.ones(probs.shape[1], dtype=torch.bool, device=probs.device)
+    rest[list(outputs)] = False
+    other = probs[:, rest].max(1, keepdim=True).values if bool(rest.any()) else probs.new_zeros(len(probs), 1)
+    return torch.cat([probs[:, list(outputs)], other], 1)
+
+
+def predict(model: nn.Module, images: np.ndarray, norm: Normalizer, batch_size: int = 256,
+            outputs: Sequence[int] | None = None) -> np.ndarray:
+    """`class_probabilities` (N, classes [+ other]) of `model` in eval mode for uint8 NHWC images."""
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
             logits = model(norm.images(images[i:i + batch_size]))
-            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+            out.append(class_probabilities(logits, outputs).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -114,8 +131,13 @@ def _malformed(c: dict[str, Any]) -> str | None:
         return "arch_kwargs: width or dropout out of range"
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) < 2:
         return "'class_names' must list at least two names"
-    if kwargs["num_classes"] != len(names):
+    outputs = c.get("class_outputs")
+    if outputs is None and kwargs["num_classes"] != len(names):
         return f"arch_kwargs.num_classes = {kwargs['num_classes']} but {len(names)} class names"
+    if outputs is not None and (not isinstance(outputs, list) or len(outputs) != len(names)
+                                or len(set(outputs)) != len(outputs)
+                                or not all(isinstance(o, int) and 0 <= o < kwargs["num_classes"] for o in outputs)):
+        return "'class_outputs' must give each class its own output of the network"
     channels = kwargs["in_channels"]
     if not isinstance(norm, dict) or set(norm) != {"mean", "std"} or not all(
             isinstance(norm[k], list) and len(norm[k]) == channels
@@ -163,9 +185,16 @@ class TrainedModel:
     input_shape: tuple[int, int, int]      # (channels, height, width)
     config: dict[str, Any]                 # the training settings, as trained
     metrics: dict[str, Any]                # learning curves; empty for a checkpoint without them
+    # the output of each class when the network has outputs of other classes too, else None
+    outputs: tuple[int, ...] | None = None
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return predict(self.network, images, self.normalizer, batch_size)
+        return predict(self.network, images, self.normalizer, batch_size, self.outputs)
+
+    @property
+    def class_units(self) -> list[int]:
+        """The output units of the data's classes, in class order."""
+        return list(self.outputs) if self.outputs is not None else list(range(len(self.class_names)))
 
 
 def load_model(path: Path, device: torch.device) -> TrainedModel:
@@ -185,7 +214,8 @@ def load_model(path: Path, device: torch.device) -> TrainedModel:
     size, channels = kwargs["image_size"], kwargs["in_channels"]
     return TrainedModel(network.to(device).eval(), Normalizer(**checkpoint["normalization"], device=device),
                         checkpoint["arch"], tuple(checkpoint["class_names"]), (channels, size, size),
-                        checkpoint.get("config", {}), checkpoint.get("metrics") or {})
+                        checkpoint.get("config", {}), checkpoint.get("metrics") or {},
+                        tuple(checkpoint["class_outputs"]) if checkpoint.get("class_outputs") is not None else None)
 
 
 def check_compatible(path: Path, data: Dataset, where: str) -> None:

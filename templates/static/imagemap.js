@@ -168,7 +168,7 @@
 
   // ---- what an image is: class, prediction, probability (plain text) ----
   function describe(i) {
-    var label = data.classes[data.label[i]], pred = data.classes[data.pred[i]];
+    var label = data.classes[data.label[i]], pred = data.predicted[data.pred[i]];
     var verdict = data.pred[i] === data.label[i] ? "" : " (wrong)";
     return "class: " + label + "\npredicted: " + pred + " " + (data.prob[i] * 100).toFixed(1) + "%" + verdict;
   }
@@ -220,7 +220,7 @@
     if (i < 0) { panel.hidden = true; return; }
     var k = data.neighbours.k;
     list.replaceChildren();
-    var pred = data.classes[data.pred[i]];
+    var pred = data.predicted[data.pred[i]];
     list.appendChild(item(i, data.classes[data.label[i]], "predicted " + pred, true));
     var same = 0;
     for (var j = 0; j < k; j++) {

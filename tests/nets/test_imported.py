@@ -3,10 +3,12 @@ architectures loaded as they are through the config, and the errors when somethi
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -96,15 +98,20 @@ def test_real_architectures_load_exactly_and_expose_their_blocks(arch: str, tmp_
     assert all(layer.path in fields for layer in layers if layer.kind == "conv")
 
 
-def user_class_config(tmp_path: Path) -> Path:
-    """A config that reports on a class of one's own (models/net.py) loaded from the state dict a
-    user's script saved (net.pth): nothing of it is trained by the build."""
+def _user_weights(tmp_path: Path, classes: int, width: int) -> None:
+    """models/net.py and the state dict (net.pth) a user's script saves for its Net(classes, width)."""
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "net.py").write_text(USER_NET)
     namespace: dict = {}
     exec(compile(USER_NET, "net.py", "exec"), namespace)  # the user's script trains and saves it their way
     torch.manual_seed(0)
-    torch.save(namespace["Net"](classes=10, width=6).state_dict(), tmp_path / "net.pth")
+    torch.save(namespace["Net"](classes=classes, width=width).state_dict(), tmp_path / "net.pth")
+
+
+def user_class_config(tmp_path: Path) -> Path:
+    """A config that reports on a class of one's own (models/net.py) loaded from the state dict a
+    user's script saved (net.pth): nothing of it is trained by the build."""
+    _user_weights(tmp_path, classes=10, width=6)
     config = _config(tmp_path, '''
 [[models]]
 name = "Their <net>"
@@ -194,4 +201,63 @@ train = false
 layer = "layer9"
 ''', **{"[data]\n": "[data]\nchannels = 3\n", "image_size = 16": "image_size = 32"})
     with pytest.raises(SettingError, match=r"clusters.layer: 'layer9' is not a layer of R; known: conv1, layer1"):
+        pipeline.build(load_config(config))
+
+
+def _folder_of(tmp_path: Path, classes: list[str], per_class: int = 12) -> None:
+    """A folder of 16x16 gray images, one subfolder per class, each class its own stripe pattern."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(per_class):
+            pattern = np.zeros((20, 20)) + 40 * c + (np.arange(20)[:, None] % (c + 2) == 0) * 120
+            noisy = np.clip(pattern + rng.normal(0, 20, (20, 20)), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(tmp_path / "images" / name / f"{i}.png")
+
+
+def test_a_model_of_1000_outputs_reports_on_a_folder_of_three_of_its_classes(tmp_path: Path) -> None:
+    classes = ["tench", "goldfish", "tabby"]
+    _folder_of(tmp_path, classes)
+    names = [f"class {i}" for i in range(1000)]
+    names[0], names[1], names[281] = "tench", "goldfish", "tabby"
+    (tmp_path / "imagenet-classes.txt").write_text("\n".join(names) + "\n")
+    _user_weights(tmp_path, classes=1000, width=4)
+    models = '''
+[[models]]
+name = "Big"
+arch = "file:models/net.py:Net"
+args = { classes = 1000, width = 4 }
+train = false
+weights = "net.pth"
+classes_file = "imagenet-classes.txt"
+'''
+    config = _config(tmp_path, models, **{'source = "mnist5k"': 'source = "folder"\npath = "images"\nmin_width = 16',
+                                          'classes = ["0", "1"]': 'classes = ["tench", "goldfish"]',
+                                          'third = "2"': 'third = "tabby"'})
+    pipeline.build(load_config(config))
+    cache = tmp_path / "cache"
+    (confusion,) = [json.loads(p.read_text()) for p in cache.glob("evaluate/*/confusion.json")]
+    assert confusion["other"] and len(confusion["counts"]) == 3 and len(confusion["counts"][0]) == 4
+    with np.load(next(cache.glob("evaluate/*/predictions.npz"))) as z:
+        probs, labels = z["probs"], z["labels"]
+    assert probs.shape == (len(labels), 4)
+    # the 'other' column is the network's top-1 among the 997 other outputs: each row's argmax is its top-1
+    assert sum(map(sum, confusion["counts"])) + sum(confusion["uncertain"]) == len(labels)
+    html = (tmp_path / "site" / POST / "index.html").read_text()
+    assert "<th>other</th>" in html and "counts in the <em>other</em> column" in html
+    # section 2 shows the three classes' output units, not a thousand
+    (summary,) = [json.loads(p.read_text()) for p in cache.glob("preferred/*/preferred.json")]
+    assert summary["layers"][-1]["units"] == 1000 and summary["layers"][-1]["shown"] == 3
+    # a class folder that names no output, and an output count the names do not match, are one line each
+    (tmp_path / "imagenet-classes.txt").write_text("\n".join(n if n != "tabby" else "tiger cat" for n in names))
+    with pytest.raises(ModelError, match=r"models\[0\] \(Big\): the data's class 'tabby' is not among the "
+                                         r"network's 1000 output names"):
+        pipeline.build(load_config(config))
+    (tmp_path / "imagenet-classes.txt").write_text("\n".join(names[:999]) + "\n")
+    with pytest.raises(ModelError, match=r"has 1000 outputs but there are 999 class names"):
+        pipeline.build(load_config(config))
+    (tmp_path / "imagenet-classes.txt").unlink()
+    with pytest.raises(ModelError, match=r"models\[0\].classes_file: file not found: .*imagenet-classes.txt"):
         pipeline.build(load_config(config))

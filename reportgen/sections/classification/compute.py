@@ -1,4 +1,5 @@
-"""Test-set predictions and the write-up's confusion table with an "uncertain" column."""
+"""Test-set predictions and the write-up's confusion table with an "uncertain" column (and an "other"
+column for a network with outputs of classes the data does not have)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,14 @@ def uncertain_mask(probs: np.ndarray, cfg: EvaluateConfig, class_names: tuple[st
 
 @dataclass(frozen=True)
 class ConfusionTable:
-    """Rows are true classes; `counts[t, p]` counts certain predictions of p for true class t."""
+    """Rows are true classes; `counts[t, p]` counts certain predictions of p for true class t, with a
+    last column for predictions of none of the data's classes when `other`."""
 
     class_names: list[str]
     counts: list[list[int]]
     uncertain: list[int]
     rule: str
+    other: bool = False
 
     @property
     def row_totals(self) -> list[int]:
@@ -74,14 +77,17 @@ class ConfusionTable:
 
 def confusion_table(probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
                     cfg: EvaluateConfig) -> ConfusionTable:
-    """Tabulate predictions: uncertain ones go to their own column instead of a predicted class."""
+    """Tabulate predictions: uncertain ones go to their own column instead of a predicted class.
+    `probs` has a last 'other' column for a network with outputs of other classes (see
+    `checkpoint.class_probabilities`), which becomes the table's "other" column."""
     k = len(class_names)
+    other = probs.ndim == 2 and probs.shape[1] == k + 1
     unsure = uncertain_mask(probs, cfg, class_names)
     predicted = probs.argmax(1) if len(probs) else np.zeros(0, int)
-    counts = np.zeros((k, k), int)
+    counts = np.zeros((k, k + other), int)
     np.add.at(counts, (labels[~unsure], predicted[~unsure]), 1)
     uncertain = np.bincount(labels[unsure], minlength=k)
-    return ConfusionTable(list(class_names), counts.tolist(), uncertain.tolist(), cfg.uncertain)
+    return ConfusionTable(list(class_names), counts.tolist(), uncertain.tolist(), cfg.uncertain, other)
 
 
 def evaluate_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,

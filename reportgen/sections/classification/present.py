@@ -90,6 +90,7 @@ def _model_context(m: ModelRecord) -> dict[str, Any]:
         "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None)
         if best_val is not None else None,
         "confusion": confusion,
+        "other": confusion.other,
         "rows": rows,
         "totals": confusion.totals(),
         "environment": summary.get("environment") or {},

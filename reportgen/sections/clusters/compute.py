@@ -31,7 +31,7 @@ from torch import nn
 
 from reportgen.cache import Artifact
 from reportgen.errors import SettingError
-from reportgen.nets.checkpoint import Normalizer, load_model
+from reportgen.nets.checkpoint import Normalizer, class_probabilities, load_model
 from reportgen.nets.data import SPLITS, Dataset
 from reportgen.nets.layers import LayerError, default_descriptor_layer, find_layer, unit_layers
 from reportgen.optvis.hooks import capture, eval_mode, forward_to
@@ -58,13 +58,15 @@ _SPARE = 8
 
 def layer_outputs(model: nn.Module, images: np.ndarray, mean: Sequence[float], std: Sequence[float],
                   paths: Sequence[str], batch_size: int = 256,
-                  probabilities: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """({path: float32 (N, D) outputs of each module, flattened per image}, softmax probabilities
-    (N, classes)) for uint8 NHWC `images`, in one pass: the descriptors the map and the neighbours are
-    computed from. Images are normalized the way training saw them: to [0, 1], then per channel
-    (x - mean) / std. The model runs in eval mode without gradients; each module's own train/eval
-    flag is restored. With `probabilities` the whole network runs and its output's softmax comes back
-    too (else the pass stops after the last of `paths`)."""
+                  probabilities: bool = True, outputs: Sequence[int] | None = None
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({path: float32 (N, D) outputs of each module, flattened per image}, class probabilities
+    (N, classes [+ other]: `checkpoint.class_probabilities` with `outputs`)) for uint8 NHWC `images`,
+    in one pass: the descriptors the map and the neighbours are computed from. Images are normalized
+    the way training saw them: to [0, 1], then per channel (x - mean) / std. The model runs in eval
+    mode without gradients; each module's own train/eval flag is restored. With `probabilities` the
+    whole network runs and its class probabilities come back too (else the pass stops after the last
+    of `paths`)."""
     reference = next(model.parameters(), None)
     norm = Normalizer(mean, std, reference.device if reference is not None else torch.device("cpu"))
     out: dict[str, list[np.ndarray]] = {p: [] for p in paths}
@@ -75,7 +77,7 @@ def layer_outputs(model: nn.Module, images: np.ndarray, mean: Sequence[float], s
             if probabilities:
                 with capture(model, list(paths)) as seen:
                     logits = model(x)
-                probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+                probs.append(class_probabilities(logits, outputs).cpu().numpy())
             else:
                 seen = forward_to(model, x, list(paths), grad=False)
             for p in paths:
@@ -433,7 +435,8 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
             name, path = mapped_layer(trained.network, trained.input_shape, settings.layer)
             paths += [path] if path not in paths else []
         outputs, probs = layer_outputs(trained.network, images, trained.normalizer.mean.flatten().tolist(),
-                                       trained.normalizer.std.flatten().tolist(), paths, batch_size)
+                                       trained.normalizer.std.flatten().tolist(), paths, batch_size,
+                                       outputs=trained.outputs)
         timings["descriptors"] += time.perf_counter() - start
         start = time.perf_counter()
         found = {}

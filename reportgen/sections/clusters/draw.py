@@ -202,7 +202,7 @@ def draw_neighbours(images: np.ndarray, labels: np.ndarray, class_names: Sequenc
         name = class_names[int(labels[q])]
         draw.text((pad, top + thumb + 2), fit(name, cell_w - 2, size), fill=colors[int(labels[q])], font=face)
         if predictions is not None:
-            guess = "pred " + class_names[int(predictions[q])]
+            guess = "pred " + predicted_name(class_names, int(predictions[q]))
             draw.text((pad, top + thumb + 2 + line), fit(guess, cell_w - 2, size),
                       fill=_TEXT if predictions[q] == labels[q] else (200, 0, 0), font=face)
         for j in range(k):
@@ -217,6 +217,12 @@ def draw_neighbours(images: np.ndarray, labels: np.ndarray, class_names: Sequenc
     return canvas
 
 
+def predicted_name(class_names: Sequence[str], prediction: int) -> str:
+    """A prediction's class name; index K (one past the data's classes) is a network's prediction of
+    a class the data does not have (`checkpoint.class_probabilities`)."""
+    return class_names[prediction] if prediction < len(class_names) else "other"
+
+
 def page_context(class_names: Sequence[str], labels: np.ndarray, predictions: np.ndarray, confidence: np.ndarray,
                  xy: np.ndarray, cells: np.ndarray, grid: tuple[int, int], sprites: SpriteSheets,
                  neighbours: np.ndarray, distances: np.ndarray, asset_prefix: str = "",
@@ -225,8 +231,9 @@ def page_context(class_names: Sequence[str], labels: np.ndarray, predictions: np
 
     Arrays are flat lists, one entry per image: `x`, `y` in [0, 1] (t-SNE position in the map's
     bounding box, y down), `cell` (row-major grid cell), `label`, `pred` (class indices), `prob`
-    (the predicted class's probability); `neighbours.index`/`.distance` hold k entries per image,
-    image i's at [i*k, (i+1)*k), nearest first, in descriptor space.
+    (the predicted class's probability); `predicted` names the values of `pred` (the classes, then
+    "other"); `neighbours.index`/`.distance` hold k entries per image, image i's at [i*k, (i+1)*k),
+    nearest first, in descriptor space.
     """
     n = len(labels)
     unit = _unit(xy)
@@ -234,6 +241,7 @@ def page_context(class_names: Sequence[str], labels: np.ndarray, predictions: np
         "description": description,
         "count": n,
         "classes": [str(c) for c in class_names],
+        "predicted": [predicted_name(class_names, p) for p in range(len(class_names) + 1)],
         "colors": hex_colors(len(class_names)),
         "x": [round(float(v), 4) for v in unit[:, 0]],
         "y": [round(float(v), 4) for v in unit[:, 1]],

@@ -80,7 +80,10 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
                                                 unit="layer")):
         last = i == len(layers) - 1
         seeds = cfg.class_seeds if last else 1
-        shown = shown_units(layer.units, 0 if last else cfg.units_per_layer)
+        # the output layer's units are the classes', in class order (of a network with outputs of other
+        # classes too, only the data's)
+        shown = np.asarray(trained.outputs, np.int64) if last and trained.outputs is not None else \
+            shown_units(layer.units, 0 if last else cfg.units_per_layer)
         units_ = [Unit(layer.path, int(u)) for u in shown for _ in range(seeds)]
         best, peak = per_layer[i].best[shown], per_layer[i].peak[shown]
         rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,

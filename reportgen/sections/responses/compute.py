@@ -46,11 +46,12 @@ log = logging.getLogger("reportgen")
 
 
 def confusions(predictions: Sequence[tuple[np.ndarray, np.ndarray]], classes: int) -> np.ndarray:
-    """(K, K) test images of true class i predicted as j, summed over models."""
-    total = np.zeros((classes, classes), np.int64)
+    """(K, K) test images of true class i predicted as j, summed over models (predictions of none of
+    the data's classes, the 'other' column of a network with more outputs, are no confusion of two)."""
+    total = np.zeros((classes, classes + 1), np.int64)
     for probs, labels in predictions:
         np.add.at(total, (labels, probs.argmax(1)), 1)
-    return total
+    return total[:, :classes]
 
 
 def check_classes(cfg: ResponsesConfig, class_names: Sequence[str]) -> None:
@@ -148,7 +149,7 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
     timings = {}
     start = time.perf_counter()
     rec = record_responses(trained.network, images, labels, mean, std, class_names=trained.class_names,
-                           k=settings["k"], keep=keep, batch_size=batch_size)
+                           k=settings["k"], keep=keep, batch_size=batch_size, outputs=trained.outputs)
     timings["pass"] = time.perf_counter() - start
     try:
         feature = rec.layer(settings["feature_layer"]) if settings["feature_layer"] else \

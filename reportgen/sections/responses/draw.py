@@ -73,7 +73,8 @@ def _probs(computed: Artifact) -> tuple[np.ndarray, np.ndarray]:
     from reportgen.sections.responses.recording import Responses
 
     rec = Responses.load(computed.file("responses.npz"))
-    return rec.probs, rec.labels
+    # the bars are the data's classes: a network's 'other' column (outputs of other classes) is no bar
+    return rec.probs[:, :len(rec.class_names)], rec.labels
 
 
 def _movie(path: Path, summary: dict[str, Any], images: np.ndarray, probs_labels: tuple[np.ndarray, np.ndarray],

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reportgen.nets.checkpoint import Normalizer
+from reportgen.nets.checkpoint import Normalizer, class_probabilities
 from reportgen.nets.layers import (
     LayerError,
     ReceptiveField,
@@ -86,7 +86,7 @@ class Responses:
     layers: list[LayerResponses]
     class_names: tuple[str, ...]
     labels: np.ndarray          # (N,) int64 true classes of the test images
-    probs: np.ndarray           # (N, P) float32 softmax of the model's output (P = its outputs, usually K)
+    probs: np.ndarray           # (N, P) float32 class probabilities (P = K, or K + 1 with an 'other' column)
     keep: np.ndarray            # (M,) int64 indices of the kept images, in the order asked
     k: int
     meta: dict[str, str] = field(default_factory=dict)
@@ -252,10 +252,12 @@ def _device(model: nn.Module) -> torch.device:
 def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: Sequence[float],
                      std: Sequence[float], *, class_names: Sequence[str],
                      layers: Sequence[UnitLayer | str] | None = None, k: int = DEFAULT_K,
-                     keep: Sequence[int] = (), batch_size: int = 100,
+                     keep: Sequence[int] = (), batch_size: int = 100, outputs: Sequence[int] | None = None,
                      progress: Callable[[int], None] | None = None) -> Responses:
     """Stream uint8 NHWC `images` through `model` once and record every unit layer (default: `unit_layers`).
 
+    `outputs`: the output of each class for a network with outputs of other classes too; its
+    probabilities are then the classes' plus an 'other' column (`checkpoint.class_probabilities`).
     `keep`: test image indices whose complete layer outputs are kept, in this order (movie frames).
     `progress` is called with the number of images done after each batch. The model is run in eval
     mode and left in the mode it came in; its hooks are always removed.
@@ -297,7 +299,7 @@ def record_responses(model: nn.Module, images: np.ndarray, labels: np.ndarray, m
                     for acc in accumulators:
                         acc.done = False
                     out = first_tensor(model(norm.images(images[start:stop])))
-                    probs.append(torch.softmax(out.float().reshape(len(out), -1), dim=1).cpu().numpy())
+                    probs.append(class_probabilities(out.float().reshape(len(out), -1), outputs).cpu().numpy())
                     if progress is not None:
                         progress(stop)
         finally:
