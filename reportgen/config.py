@@ -167,6 +167,10 @@ class ModelConfig:
                               "'module.' prefixes and {'state_dict': ...} or {'model': ...} wrappers are "
                               "unwrapped): the network's weights when train = false, else where training starts. With "
                               "arch = 'torchscript', the TorchScript archive.")
+    layers: tuple[str, ...] = option((), "Module paths whose outputs hold the units sections 2-4 show, e.g. "
+                                         "['layer1', 'layer2', 'layer3', 'layer4', 'fc'] (the last: the output "
+                                         "layer, whose units are the classes). Empty: model1/model2's blocks, or "
+                                         "the outputs of another network's top-level blocks.")
     classes: tuple[str, ...] = option((), "The class name of each output of a loaded network (train = false), in "
                                           "output order, for one with more outputs than the data has classes (an "
                                           "ImageNet model on a folder of a few ImageNet classes): every data class "

@@ -204,6 +204,11 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
                 imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights), output_names(cfg, index))
             except ModelError as e:
                 raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+        if m.layers:
+            try:
+                unit_layers(_untrained(cfg, index, dataset), _input_shape(dataset), m.layers)
+            except LayerError as e:
+                raise SettingError(f"models[{index}].layers: {e}") from None
     if cfg.responses.enabled:
         responses_compute.check_classes(cfg.responses, dataset.class_names)
         if cfg.responses.feature_layer:
@@ -233,7 +238,7 @@ def _input_shape(dataset: Dataset) -> tuple[int, int, int]:
 def _check_feature_layer(cfg: Config, index: int, network: torch.nn.Module, dataset: Dataset) -> None:
     """responses.feature_layer must name a convolutional layer of every model (section 3 runs on each)."""
     name, model = cfg.responses.feature_layer, cfg.models[index].name
-    layers = unit_layers(network, _input_shape(dataset))
+    layers = unit_layers(network, _input_shape(dataset), cfg.models[index].layers)
     try:
         layer = find_layer(layers, name)
     except LayerError:
@@ -250,7 +255,7 @@ def _check_clusters(cfg: Config, dataset: Dataset) -> None:
     known from the architecture (an untrained copy) before any model trains."""
     index = mapped_model(cfg)
     embedding.mapped_layer(_untrained(cfg, index, dataset), _input_shape(dataset), cfg.clusters.layer,
-                           cfg.models[index].name)
+                           cfg.models[index].name, cfg.models[index].layers)
     count = len(embedding.mapped_rows(dataset, cfg.clusters.images))
     if count < 2:
         raise SettingError(f"clusters.images: {count} {cfg.clusters.images} image(s), too few to map; "

@@ -11,6 +11,7 @@ nothing of reportgen.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,14 +186,26 @@ def top_blocks(model: nn.Module) -> list[tuple[str, str]]:
     return found
 
 
-def unit_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[UnitLayer]:
-    """The layers whose units the post visualizes, in execution order, with output shapes: our blocks
-    by the write-up's names, another network's top-level blocks (`top_blocks`) by module path. Blocks
-    whose output is neither a feature map (C, H, W) nor a vector (F,), such as a transformer's tokens,
-    have no units the post can show and are left out."""
-    candidates = _candidate_paths(model)
+def unit_layers(model: nn.Module, input_shape: tuple[int, int, int], paths: Sequence[str] = ()) -> list[UnitLayer]:
+    """The layers whose units the post visualizes, in execution order, with output shapes: the
+    modules at `paths` when given (a model's `layers` setting), else our blocks by the write-up's
+    names, another network's top-level blocks (`top_blocks`) by module path. Automatically chosen
+    blocks whose output is neither a feature map (C, H, W) nor a vector (F,), such as a transformer's
+    tokens, have no units the post can show and are left out; a chosen one is an error."""
+    if paths:
+        modules = dict(model.named_modules())
+        for path in paths:
+            if path not in modules or not path:
+                top = [name for name, _ in model.named_children()]
+                raise LayerError(f"{path!r} is not a module of the network; its top-level modules: {', '.join(top)}")
+        candidates = [(path, path, "") for path in dict.fromkeys(paths)]
+    else:
+        candidates = _candidate_paths(model)
     outputs = forward_to(model, _zeros(model, input_shape), [path for _, path, _ in candidates], grad=False)
     order = list(outputs)  # forward_to returns outputs in the order they were produced
+    missing = [path for _, path, _ in candidates if path not in outputs]
+    if missing:
+        raise LayerError(f"{missing[0]!r} does not run when the network classifies an image")
     ranked = sorted(candidates, key=lambda c: order.index(c[1]))
     layers = []
     for name, path, kind in ranked:
@@ -200,6 +213,9 @@ def unit_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Uni
         kind = kind or {3: "conv", 1: "fc"}.get(len(shape), "")
         if kind:
             layers.append(UnitLayer(name, path, kind, shape))
+        elif paths:
+            raise LayerError(f"{path!r} gives outputs of shape {shape} per image; a unit layer gives feature maps "
+                             "(channels, height, width) or a vector of features")
     if not layers:
         raise LayerError(f"{type(model).__name__}: no block gives a feature map or a vector of units "
                          f"(blocks: {', '.join(p for _, p, _ in ranked) or 'none'})")

@@ -261,3 +261,20 @@ classes_file = "imagenet-classes.txt"
     (tmp_path / "imagenet-classes.txt").unlink()
     with pytest.raises(ModelError, match=r"models\[0\].classes_file: file not found: .*imagenet-classes.txt"):
         pipeline.build(load_config(config))
+
+
+def test_unit_layers_chosen_by_module_path_are_the_ones_every_section_shows(tmp_path: Path) -> None:
+    config = user_class_config(tmp_path)
+    chosen = 'layers = ["features.8", "features.3", "classifier.3"]'
+    config.write_text(config.read_text().replace('weights = "net.pth"', 'weights = "net.pth"\n' + chosen))
+    pipeline.build(load_config(config))
+    cache = tmp_path / "cache"
+    (summary,) = [json.loads(p.read_text()) for p in cache.glob("preferred/*/preferred.json")]
+    # in the order the network runs them, whatever the order in the config
+    assert [layer["path"] for layer in summary["layers"]] == ["features.3", "features.8", "classifier.3"]
+    atlas = sorted(p.name for p in (tmp_path / "site" / POST / "atlas" / "their-net").glob("*.html"))
+    assert atlas == ["classifier-3.html", "features-3.html", "features-8.html"]
+    config.write_text(re.sub(r"layers = \[.*\]", 'layers = ["layer9"]', config.read_text()))
+    with pytest.raises(SettingError, match=r"models\[0\].layers: 'layer9' is not a module of the network; its "
+                                           r"top-level modules: features, classifier"):
+        pipeline.build(load_config(config))

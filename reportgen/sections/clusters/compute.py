@@ -368,10 +368,11 @@ MISCLASSIFIED_QUERIES = 4
 
 
 def mapped_layer(network: nn.Module, input_shape: tuple[int, int, int], name: str,
-                 model: str = "the model") -> tuple[str, str]:
+                 model: str = "the model", paths: Sequence[str] = ()) -> tuple[str, str]:
     """(name, module path) of the layer `clusters.layer` names: a unit layer (by name or path), or any
-    module of the network by path (for torchvision models); SettingError naming the known ones."""
-    layers = unit_layers(network, input_shape)
+    module of the network by path (for torchvision models); SettingError naming the known ones.
+    `paths`: the model's `layers` setting."""
+    layers = unit_layers(network, input_shape, paths)
     if not name:
         layer = default_descriptor_layer(layers)
         return layer.name, layer.path
@@ -425,14 +426,17 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
     timings = {"descriptors": 0.0, "neighbours": 0.0}
     precision: list[dict[str, Any]] = []
     mapped: dict[str, Any] = {}
+    # each model's unit layers by module path (its `layers` setting; empty: automatic)
+    chosen = params.get("layers") or [[] for _ in model_arts]
     for position, art in enumerate(model_arts or (mapped_art,)):
         start = time.perf_counter()
         trained = load_model(art.file(art.manifest["file"]), device)
-        fc = [layer for layer in unit_layers(trained.network, trained.input_shape) if layer.kind == "fc"]
+        own = chosen[position] if model_arts else params.get("mapped_layers", [])
+        fc = [layer for layer in unit_layers(trained.network, trained.input_shape, own) if layer.kind == "fc"]
         paths = [layer.path for layer in fc]
         is_mapped = art.key == mapped_art.key and not mapped
         if is_mapped:
-            name, path = mapped_layer(trained.network, trained.input_shape, settings.layer)
+            name, path = mapped_layer(trained.network, trained.input_shape, settings.layer, paths=own)
             paths += [path] if path not in paths else []
         outputs, probs = layer_outputs(trained.network, images, trained.normalizer.mean.flatten().tolist(),
                                        trained.normalizer.std.flatten().tolist(), paths, batch_size,

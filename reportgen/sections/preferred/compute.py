@@ -39,19 +39,21 @@ RECORDS = ("start", "reached", "best", "peak", "flat")
 def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, model: Artifact, *,
                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
     """Search, render and measure every unit of one model; `params` = {"preferred": PreferredConfig,
-    "device": str, "threads": torch CPU threads, "precision": 'float32' or 'bfloat16'}. `chunk_size` changes
+    "device": str, "threads": torch CPU threads, "precision": 'float32' or 'bfloat16', "layers": the
+    model's unit layers by module path (empty: automatic)}. `chunk_size` changes
     speed only (rows are independent)."""
     cfg: PreferredConfig = params["preferred"]
     before = torch.get_num_threads()
     torch.set_num_threads(params["threads"])
     try:
-        return _run(folder, cfg, params["device"], getattr(torch, params["precision"]), dataset, model, chunk_size)
+        return _run(folder, cfg, params["device"], getattr(torch, params["precision"]), params.get("layers", []),
+                    dataset, model, chunk_size)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype, dataset: Artifact,
-         model: Artifact, chunk_size: int) -> dict[str, Any]:
+def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype, paths: list[str],
+         dataset: Artifact, model: Artifact, chunk_size: int) -> dict[str, Any]:
     clock = {"start": time.perf_counter()}
     cpu = time.process_time()  # with one thread, CPU seconds approximate wall seconds on an idle machine
     trained = load_model(model.file(model.manifest["file"]), torch.device(device))
@@ -59,7 +61,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
     mean, std = trained.normalizer.mean.flatten().tolist(), trained.normalizer.std.flatten().tolist()
     images, labels = Dataset.from_artifact(dataset).part("test")
     test = trained.normalizer(trained.normalizer.unit(images))
-    layers = unit_layers(net, shape)
+    layers = unit_layers(net, shape, paths)
     everything = [Unit(layer.path, i) for layer in layers for i in range(layer.units)]
     maxima = unit_maxima(net, test, everything, reduce=cfg.objective)
     offsets = np.cumsum([0] + [layer.units for layer in layers])

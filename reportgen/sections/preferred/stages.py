@@ -15,13 +15,14 @@ PREFERRED_FIGURES = Stage("preferred-figures", draw.preferred_figures_stage)
 def build(ctx: BuildContext) -> Section:
     cfg = ctx.cfg
     computed, drawn = [], []
-    for r in ctx.records:
+    for r, m in zip(ctx.records, cfg.models, strict=True):
         # the thread count is keyed, as for training: float sums split across threads may round
         # differently; so is the precision the machine runs the ascent in
         computed.append(ctx.run(PREFERRED, {"preferred": compute.keyed(cfg.preferred), "device": ctx.device,
                                             "threads": cfg.preferred.threads or cfg.build.workers or 1,
                                             "precision": compute.ascent_precision(cfg.preferred.precision,
-                                                                                  ctx.device)},
+                                                                                  ctx.device),
+                                            "layers": list(m.layers)},
                                 ctx.dataset_art, r.model, label=f"preferred inputs {r.name}"))
         drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
                                                  "fps": cfg.preferred.movie_fps},

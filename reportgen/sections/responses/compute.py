@@ -149,7 +149,8 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
     timings = {}
     start = time.perf_counter()
     rec = record_responses(trained.network, images, labels, mean, std, class_names=trained.class_names,
-                           k=settings["k"], keep=keep, batch_size=batch_size, outputs=trained.outputs)
+                           k=settings["k"], keep=keep, batch_size=batch_size, outputs=trained.outputs,
+                           layers=params.get("layers") or None)
     timings["pass"] = time.perf_counter() - start
     try:
         feature = rec.layer(settings["feature_layer"]) if settings["feature_layer"] else \

@@ -228,6 +228,8 @@ class _Accumulator:
 
 def _resolve(model: nn.Module, input_shape: tuple[int, int, int],
              layers: Sequence[UnitLayer | str] | None) -> list[UnitLayer]:
+    if layers is not None and all(isinstance(layer, str) for layer in layers):
+        return unit_layers(model, input_shape, layers)  # a model's `layers` setting: module paths
     known = unit_layers(model, input_shape)
     if layers is None:
         return known

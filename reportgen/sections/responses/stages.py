@@ -24,9 +24,10 @@ def build(ctx: BuildContext) -> Section:
             predictions.append((z["probs"], z["labels"]))
     settings = compute.choose(cfg.responses, cfg.evaluate.group, ctx.dataset.class_names, predictions)
     computed, drawn = [], []
-    for r, (probs, labels) in zip(ctx.records, predictions, strict=True):
+    for r, m, (probs, labels) in zip(ctx.records, cfg.models, predictions, strict=True):
         chosen = compute.movie_images(labels, probs, settings)
-        art = ctx.run(RESPONSES, {"responses": settings, "images": chosen, "device": ctx.device}, ctx.dataset_art,
+        art = ctx.run(RESPONSES, {"responses": settings, "images": chosen, "device": ctx.device,
+                                  "layers": list(m.layers)}, ctx.dataset_art,
                       r.model, label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
         computed.append(art)
         drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
