@@ -204,11 +204,10 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
                 imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights), output_names(cfg, index))
             except ModelError as e:
                 raise ModelError(f"models[{index}] ({m.name}): {e}") from None
-        if m.layers:
-            try:
-                unit_layers(_untrained(cfg, index, dataset), _input_shape(dataset), m.layers)
-            except LayerError as e:
-                raise SettingError(f"models[{index}].layers: {e}") from None
+        try:  # the unit layers every section shows: chosen, or found in the architecture
+            unit_layers(_untrained(cfg, index, dataset), _input_shape(dataset), m.layers)
+        except LayerError as e:
+            raise SettingError(f"models[{index}]{'.layers' if m.layers else f' ({m.name})'}: {e}") from None
     if cfg.responses.enabled:
         responses_compute.check_classes(cfg.responses, dataset.class_names)
         if cfg.responses.feature_layer:

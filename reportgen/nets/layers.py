@@ -189,9 +189,10 @@ def top_blocks(model: nn.Module) -> list[tuple[str, str]]:
 def unit_layers(model: nn.Module, input_shape: tuple[int, int, int], paths: Sequence[str] = ()) -> list[UnitLayer]:
     """The layers whose units the post visualizes, in execution order, with output shapes: the
     modules at `paths` when given (a model's `layers` setting), else our blocks by the write-up's
-    names, another network's top-level blocks (`top_blocks`) by module path. Automatically chosen
-    blocks whose output is neither a feature map (C, H, W) nor a vector (F,), such as a transformer's
-    tokens, have no units the post can show and are left out; a chosen one is an error."""
+    names, another network's top-level blocks (`top_blocks`) by module path. A block whose output is
+    a transformer's tokens (T, C) is an error (what its units would be is not settled); other automatically
+    chosen blocks whose output is neither a feature map (C, H, W) nor a vector (F,) are left out, and a
+    chosen one is an error."""
     if paths:
         modules = dict(model.named_modules())
         for path in paths:
@@ -213,6 +214,11 @@ def unit_layers(model: nn.Module, input_shape: tuple[int, int, int], paths: Sequ
         kind = kind or {3: "conv", 1: "fc"}.get(len(shape), "")
         if kind:
             layers.append(UnitLayer(name, path, kind, shape))
+        elif len(shape) == 2:  # (tokens, channels): a transformer's blocks
+            raise LayerError(f"{path!r} gives a sequence of {shape[0]} tokens of {shape[1]} channels per image, "
+                             "as a transformer's blocks do; reportgen's sections show units of feature maps "
+                             "(channels, height, width) and feature vectors, so it does not report on transformer "
+                             "blocks: name convolutional or fully connected modules in models[].layers")
         elif paths:
             raise LayerError(f"{path!r} gives outputs of shape {shape} per image; a unit layer gives feature maps "
                              "(channels, height, width) or a vector of features")

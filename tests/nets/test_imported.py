@@ -16,7 +16,7 @@ from torch import nn
 
 from reportgen import pipeline
 from reportgen.config import load_config
-from reportgen.errors import ModelError, SettingError
+from reportgen.errors import LayerError, ModelError, SettingError
 from reportgen.nets.architectures import create_model, load_weights, read_state_dict
 from reportgen.nets.layers import receptive_fields, unit_layers
 from tests.conftest import TINY
@@ -278,3 +278,11 @@ def test_unit_layers_chosen_by_module_path_are_the_ones_every_section_shows(tmp_
     with pytest.raises(SettingError, match=r"models\[0\].layers: 'layer9' is not a module of the network; its "
                                            r"top-level modules: features, classifier"):
         pipeline.build(load_config(config))
+
+
+def test_a_vision_transformer_is_refused_in_one_line_naming_its_token_blocks() -> None:
+    vit = torchvision.models.get_model("vit_b_16", weights=None, num_classes=3)
+    with pytest.raises(LayerError, match=r"'encoder' gives a sequence of 197 tokens of 768 channels per image, as "
+                                         r"a transformer's blocks do"):
+        unit_layers(vit, (3, 224, 224))
+    assert [la.name for la in unit_layers(vit, (3, 224, 224), ["conv_proj", "heads"])] == ["conv_proj", "heads"]
