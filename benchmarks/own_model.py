@@ -1,6 +1,6 @@
 """The four-section report of a torchvision ResNet-18 trained elsewhere, at its native input size.
 
-    python benchmarks/own_model.py [--images 1000] [--size 224] [--workers 2] [--keep DIR]
+    python benchmarks/own_model.py [--images 1000] [--size 224] [--workers 2] [--preferred-threads N] [--keep DIR]
 
 Writes a folder of `--images` photographs in five classes (random crops of five pictures that ship
 with scikit-image, resized to `--size`), a ResNet-18 state dict with random weights (what a user's
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--preferred-threads", type=int, default=0,
+                        help="section 2's torch threads (0: the config default, preferred.threads = 1)")
     parser.add_argument("--keep", type=Path, help="write the folder, weights, cache and site here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
@@ -83,11 +85,12 @@ weights = "resnet18.pth"
 train = false
 mean = [0.485, 0.456, 0.406]
 std = [0.229, 0.224, 0.225]
-''')
+''' + (f"\n[preferred]\nthreads = {args.preferred_threads}\n" if args.preferred_threads else ""))
     start = time.perf_counter()
     result = build(load_config(tmp / "config.toml"))
     wall = time.perf_counter() - start
-    print(f"\nResNet-18 at {args.size}x{args.size}, {args.images} images, {args.workers} workers, "
+    print(f"\nResNet-18 at {args.size}x{args.size}, {args.images} images, {args.workers} workers, section 2 on "
+          f"{args.preferred_threads or 1} thread(s), "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end")
     print(f"{'stage':32} {'seconds':>8}")
     for a in result.stages:

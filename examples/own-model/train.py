@@ -1,7 +1,8 @@
 """Train a ResNet-18 on a folder of images the way most people do, then report on it with reportgen.
 
-    python examples/own-model/train.py               # writes tiles/ (once) and resnet18-textures.pth
-    reportgen build --config examples/own-model/config.toml
+    python examples/own-model/train.py               # writes tiles/ (once), resnet18-textures.pth and .ts
+    reportgen build --config examples/own-model/config.toml        # from the state dict
+    reportgen build --config examples/own-model/torchscript.toml   # from the TorchScript archive
 
 Nothing here uses reportgen: plain torchvision with a DataLoader over an image folder, and the
 weights saved with torch.save(model.state_dict(), ...). The images are 24x24 tiles of the brick,
@@ -12,6 +13,7 @@ this script never trained on. About a minute on a 2-core CPU.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,11 @@ def main() -> None:
             seen += len(y)
         print(f"epoch {epoch + 1}: training accuracy {correct / seen:.3f}")
     torch.save(model.state_dict(), HERE / "resnet18-textures.pth")
-    print(f"saved {HERE / 'resnet18-textures.pth'}; classes {data.classes}")
+    # the same network as a TorchScript archive, which needs no code to load (torchscript.toml)
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export, but widely used
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(model.eval()), HERE / "resnet18-textures.ts")
+    print(f"saved {HERE / 'resnet18-textures.pth'} and .ts; classes {data.classes}")
 
 
 if __name__ == "__main__":
