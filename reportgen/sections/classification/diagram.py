@@ -3,7 +3,9 @@
 The layers come from `layers.describe_layers`, which records what a forward pass actually runs, so
 the diagram works for any `nn.Module` without knowing its structure. `architecture_svg` draws one
 box per block: a layer that computes something (conv, fc, ...) plus the elementwise ops that follow
-it (BN, ReLU, dropout, pooling), which keeps a 9-block model and a 45-layer VGG equally readable.
+it (BN, ReLU, dropout, pooling), which keeps a 9-block model and a 45-layer VGG equally readable;
+consecutive sub-blocks that compute alike (a ResNet-50's bottlenecks) are drawn once in a frame
+that says how many (`collapse_repeats`).
 
 The SVG uses no ids, <style> or external fonts, so several diagrams can be inlined in one HTML
 page without clashing, and a light card background keeps it legible on dark pages too.
@@ -62,6 +64,48 @@ def group_blocks(layers: list[LayerSpec]) -> list[Block]:
         whole = tops[top] == 1 and all(layer.name.split(".")[0] == top for layer in group)
         blocks.append(Block(top if whole else group[0].name, tuple(group)))
     return blocks
+
+
+def _unit_of(block: Block) -> str | None:
+    """The repeated sub-block a box belongs to, by module path: 'layer3.2' of 'layer3.2.conv1',
+    'features.2.0' of efficientnet's 'features.2.0.block.0.0' (the leading run of indices after the
+    first), None for a box outside any indexed container."""
+    parts = block.layers[0].name.split(".")
+    first = next((i for i, part in enumerate(parts) if part.isdigit()), None)
+    if first is None:
+        return None
+    end = first
+    while end + 1 < len(parts) - 1 and parts[end + 1].isdigit():
+        end += 1
+    return ".".join(parts[:end + 1]) if end + 1 < len(parts) else None
+
+
+def _signature(blocks: list[Block]) -> tuple:
+    """What a sub-block computes, names aside: two alike ones draw the same boxes."""
+    return tuple(tuple((la.type, la.detail, la.output_shape, la.params) for la in b.layers) for b in blocks)
+
+
+def collapse_repeats(blocks: list[Block]) -> list[tuple[list[Block], list[str]]]:
+    """The boxes to draw, as (boxes of one sub-block or one box, names of the sub-blocks it stands
+    for): consecutive sub-blocks of one container that compute alike (resnet's layer3.1 to layer3.5
+    of a ResNet-50) are drawn once, so a 50-layer network's diagram stays a readable length."""
+    units: list[tuple[str | None, list[Block]]] = []
+    for block in blocks:
+        key = _unit_of(block)
+        if units and key is not None and units[-1][0] == key:
+            units[-1][1].append(block)
+        else:
+            units.append((key, [block]))
+    drawn: list[tuple[list[Block], list[str]]] = []
+    for key, members in units:
+        previous = drawn[-1] if drawn else None
+        if (key is not None and previous is not None and previous[1][0]
+                and previous[1][-1].rsplit(".", 1)[0] == key.rsplit(".", 1)[0]
+                and _signature(previous[0]) == _signature(members)):
+            previous[1].append(key)
+        else:
+            drawn.append((members, [key] if key is not None else [""]))
+    return drawn
 
 
 # kind: (legend label, accent colour, box tint); tints are pale so dark text reads on every one
@@ -217,16 +261,30 @@ def architecture_svg(layers: list[LayerSpec], title: str, total_params: int | No
     body += legend
     y = legend_top + legend_height + 12
     center = _WIDTH / 2
-    for i, block in enumerate(blocks):
-        if i:
-            # connector: a short line ending in an arrowhead that touches the next box
-            body.append(f'<path d="M{_num(center)},{_num(y - _GAP + 1)} V{_num(y - 5)}" stroke="{_LINE}" '
-                        f'stroke-width="1.5"/>')
-            body.append(f'<path d="M{_num(center - 4)},{_num(y - 6)} H{_num(center + 4)} L{_num(center)},{_num(y)} Z" '
-                        f'fill="{_LINE}"/>')
-        box, height = _box(block, y)
-        body += box
-        y += height + _GAP
+    first = True
+    for members, names in collapse_repeats(blocks):
+        top = y
+        for block in members:
+            if not first:
+                # connector: a short line ending in an arrowhead that touches the next box
+                body.append(f'<path d="M{_num(center)},{_num(y - _GAP + 1)} V{_num(y - 5)}" stroke="{_LINE}" '
+                            f'stroke-width="1.5"/>')
+                body.append(f'<path d="M{_num(center - 4)},{_num(y - 6)} H{_num(center + 4)} L{_num(center)},'
+                            f'{_num(y)} Z" fill="{_LINE}"/>')
+            first = False
+            box, height = _box(block, y)
+            body += box
+            y += height + _GAP
+        if len(names) > 1:
+            # one drawing stands for several alike sub-blocks: a dashed frame says how many
+            label = f"×{len(names)}: {names[0]} to {names[-1]}"
+            body.append(f'<g class="rg-repeat"><title>{_esc(", ".join(names))} compute alike; one is drawn</title>'
+                        f'<rect x="{_MARGIN - 6}" y="{_num(top - 6)}" width="{_WIDTH - 2 * _MARGIN + 12}" '
+                        f'height="{_num(y - _GAP - top + 12)}" rx="8" fill="none" stroke="{_MUTED}" '
+                        f'stroke-dasharray="4 3"/>'
+                        f'<text x="{_WIDTH - _MARGIN}" y="{_num(y - _GAP + 16)}" font-size="10.5" '
+                        f'text-anchor="end" fill="{_MUTED}">{_esc(label)}</text></g>')
+            y += 10
     body.append(f'<path d="M{_MARGIN},{_num(y + 2)} H{_WIDTH - _MARGIN}" stroke="#e2e8f0"/>')
     body.append(f'<text x="{_num(center)}" y="{_num(y + 22)}" font-size="12.5" font-weight="600" '
                 f'text-anchor="middle" fill="{_INK}">{compact_count(total)} parameters</text>')

@@ -9,9 +9,10 @@ import pytest
 import torchvision
 from torch import nn
 
+from reportgen.nets.architectures import create_model
 from reportgen.nets.layers import LayerSpec, describe_layers
 from reportgen.report.prose import compact_count
-from reportgen.sections.classification.diagram import architecture_svg, group_blocks
+from reportgen.sections.classification.diagram import architecture_svg, collapse_repeats, group_blocks
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -185,3 +186,22 @@ def test_compact_count(n: int, text: str) -> None:
 def test_input_follows_the_model_dtype() -> None:
     layers = describe_layers(model_one().double(), (1, 28, 28))
     assert layers[-1].output_shape == (10,)
+
+
+def test_alike_sub_blocks_of_a_deep_network_are_drawn_once_in_a_frame_that_counts_them() -> None:
+    model = torchvision.models.get_model("resnet50", weights=None, num_classes=5).eval()
+    layers = describe_layers(model, (3, 64, 64))
+    drawn = collapse_repeats(group_blocks(layers))
+    runs = [names for _, names in drawn if len(names) > 1]
+    # the first bottleneck of each stage downsamples, so it is drawn; the rest of the stage are alike,
+    # but for layer4.2, whose last box also holds the global pooling after it
+    assert runs == [["layer1.1", "layer1.2"], ["layer2.1", "layer2.2", "layer2.3"],
+                    [f"layer3.{i}" for i in range(1, 6)]]
+    assert sum(len(boxes) for boxes, _ in drawn) < 0.65 * len(group_blocks(layers))
+    svg = architecture_svg(layers, "ResNet-50")
+    assert svg.count('class="rg-repeat"') == 3 and "×5: layer3.1 to layer3.5" in svg
+    ET.fromstring(svg)  # still well-formed
+    # our own models have no repeated sub-blocks: their diagrams are as before
+    assert all(len(names) == 1 for _, names in collapse_repeats(group_blocks(
+        describe_layers(create_model("model2", in_channels=1, image_size=28, num_classes=10, width=0.25),
+                        (1, 28, 28)))))
