@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--preferred-threads", type=int, default=0,
-                        help="section 2's torch threads (0: the config default, preferred.threads = 1)")
+                        help="section 2's torch threads (0: the config default, build.workers)")
     parser.add_argument("--keep", type=Path, help="write the folder, weights, cache and site here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
@@ -90,7 +90,7 @@ std = [0.229, 0.224, 0.225]
     result = build(load_config(tmp / "config.toml"))
     wall = time.perf_counter() - start
     print(f"\nResNet-18 at {args.size}x{args.size}, {args.images} images, {args.workers} workers, section 2 on "
-          f"{args.preferred_threads or 1} thread(s), "
+          f"{args.preferred_threads or args.workers} thread(s), "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the end")
     print(f"{'stage':32} {'seconds':>8}")
     for a in result.stages:

@@ -264,6 +264,7 @@ def _check_clusters(cfg: Config, dataset: Dataset) -> None:
 
 def _training_settings(m: ModelConfig) -> ModelConfig:
     """The model's settings as training reads them: the display name and the checkpoint path (which
-    only decides whether to train at all) are blanked, so renaming a model retrains nothing; the
-    output names reach the load stage on their own, read from their file (`output_names`)."""
-    return dataclasses.replace(m, name="", checkpoint="", weights="", classes=(), classes_file="")
+    only decides whether to train at all) are blanked, so renaming a model retrains nothing, and so
+    are the layers the sections show (their own stages' parameters); the output names reach the load
+    stage on their own, read from their file (`output_names`)."""
+    return dataclasses.replace(m, name="", checkpoint="", weights="", classes=(), classes_file="", layers=())

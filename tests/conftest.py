@@ -35,6 +35,7 @@ uncertain = "threshold"
 threshold = 0.5
 
 [preferred]
+threads = 1
 steps = 4
 trials = 2
 search_units = 2

@@ -191,11 +191,6 @@ class TrainedModel:
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return predict(self.network, images, self.normalizer, batch_size, self.outputs)
 
-    @property
-    def class_units(self) -> list[int]:
-        """The output units of the data's classes, in class order."""
-        return list(self.outputs) if self.outputs is not None else list(range(len(self.class_names)))
-
 
 def load_model(path: Path, device: torch.device) -> TrainedModel:
     """Rebuild the network a checkpoint describes, load its weights, and put it in eval mode."""

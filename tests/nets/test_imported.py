@@ -274,6 +274,10 @@ def test_unit_layers_chosen_by_module_path_are_the_ones_every_section_shows(tmp_
     assert [layer["path"] for layer in summary["layers"]] == ["features.3", "features.8", "classifier.3"]
     atlas = sorted(p.name for p in (tmp_path / "site" / POST / "atlas" / "their-net").glob("*.html"))
     assert atlas == ["classifier-3.html", "features-3.html", "features-8.html"]
+    # other layers re-run the sections, never the load stage
+    config.write_text(config.read_text().replace(chosen, 'layers = ["features.3", "classifier.3"]'))
+    again = [a.stage for a in pipeline.build(load_config(config)).stages if not a.cached]
+    assert "preferred" in again and "load" not in again
     config.write_text(re.sub(r"layers = \[.*\]", 'layers = ["layer9"]', config.read_text()))
     with pytest.raises(SettingError, match=r"models\[0\].layers: 'layer9' is not a module of the network; its "
                                            r"top-level modules: features, classifier"):

@@ -9,6 +9,9 @@ from reportgen.sections.base import BuildContext, SectionSpec
 from reportgen.sections.preferred import compute, draw, present
 
 PREFERRED = Stage("preferred", compute.preferred_stage)
+# section 2's torch threads when neither preferred.threads nor build.workers sets them: a fixed count,
+# since it is keyed, and both cores of the 2-core machines reportgen is measured on
+DEFAULT_THREADS = 2
 PREFERRED_FIGURES = Stage("preferred-figures", draw.preferred_figures_stage)
 
 
@@ -19,7 +22,7 @@ def build(ctx: BuildContext) -> Section:
         # the thread count is keyed, as for training: float sums split across threads may round
         # differently; so is the precision the machine runs the ascent in
         computed.append(ctx.run(PREFERRED, {"preferred": compute.keyed(cfg.preferred), "device": ctx.device,
-                                            "threads": cfg.preferred.threads or cfg.build.workers or 1,
+                                            "threads": cfg.preferred.threads or cfg.build.workers or DEFAULT_THREADS,
                                             "precision": compute.ascent_precision(cfg.preferred.precision,
                                                                                   ctx.device),
                                             "layers": list(m.layers)},

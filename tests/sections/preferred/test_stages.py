@@ -33,7 +33,7 @@ def test_second_build_recomputes_nothing_and_a_drawing_edit_only_redraws(config:
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     assert pipeline.build(load_config(config)).up_to_date
     # the thread count is keyed (sums split across threads may round differently); drawings follow
-    assert built(pipeline.build(load_config(config, overrides={"preferred.threads": 2}))) == [
+    assert built(pipeline.build(load_config(config, overrides={"preferred.threads": 3}))) == [
         "preferred inputs Model I", "preferred figures Model I", "preferred inputs Model II",
         "preferred figures Model II", "site"]
     # the number of edges only changes the drawings
