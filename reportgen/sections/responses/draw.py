@@ -33,6 +33,10 @@ FPS = 10                     # repeats at 10 fps realize durations down to 0.1 s
 FIRST, LAST = 0.6, 0.1       # seconds per frame at the start and the end of a movie
 TILE = 24                    # displayed side of a top-patch tile in the post's figure, pixels
 SHEET_UNITS = 8              # units per row of an atlas sheet
+# Largest side of one crop in an atlas sheet: twice the side the atlas shows it at (ATLAS_CROP CSS px),
+# sharp on high-density screens; a deep layer of a 224x224 network sees the whole image, and its sheet
+# at full size was 250 MB for 512 units
+ATLAS_SIDE = 60
 
 
 def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact) -> dict[str, Any]:
@@ -214,7 +218,8 @@ def _block(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side:
             if tile is None:
                 out[y:y + side, x:x + side] = EMPTY
             else:
-                img = Image.fromarray(tile).resize((side, side), Image.NEAREST)
+                # pixels enlarged stay crisp squares; shrunk ones are averaged, not aliased
+                img = Image.fromarray(tile).resize((side, side), Image.NEAREST if side >= tile.shape[0] else Image.BOX)
                 out[y:y + side, x:x + side] = np.asarray(img)
     return out
 
@@ -249,10 +254,11 @@ def patch_figure(path: Path, summary: dict[str, Any], frames: ResponseFrames, im
 def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray
                  ) -> list[dict[str, Any]]:
     """One sprite sheet per layer holding every unit's tile (top-k crops over their gradients) at the
-    receptive field's own pixel size; returns where each unit's tile sits."""
+    receptive field's own pixel size, or ATLAS_SIDE for larger fields; returns where each unit's tile
+    sits."""
     layout = []
     for i, layer in enumerate(summary["layers"]):
-        side = max(layer["rf"])
+        side = min(max(layer["rf"]), ATLAS_SIDE)
         tiles = [_block(*unit_tiles(summary, frames, images, i, u), side) for u in range(layer["units"])]
         th, tw = tiles[0].shape[:2]
         gap = 2
