@@ -10,6 +10,13 @@ builds the site as `reportgen build` does and prints every stage's seconds, and 
 caps cost in coverage (units visualized of the units each layer has).
 
 Goal (issue 14): the whole report in <= 10 minutes on 2 CPU cores with the default caps.
+
+Measured on the shared 2-core machine (AVX-512 with bf16, load ~1-1.7, 2026-12-01): 730 s, not yet
+within the goal. Section 2 592 s (search 78 s; layer3's 256 units and layer4's 256 of 512 about 2.5 and
+3 minutes each), section 3 100 s (93 s of it guided backprop) and its drawings 13 s, section 4 8 s,
+the rest 10 s; section 2 covered 773 of the 1,029 units (layer4 sampled 256 of 512). Before this
+session's changes: section 2 1068 s (one thread, float32), section 3's drawings 97 s, a 404 MB site
+(55 MB now).
 """
 
 from __future__ import annotations
