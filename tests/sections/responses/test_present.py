@@ -90,3 +90,4 @@ def test_atlas_holds_every_unit_with_its_top_patches(tiny_site: BuiltSite) -> No
             assert len(sheets) == 1 and (post / sheets.pop()).is_file()  # one sheet per layer
             if layer["kind"] == "conv":
                 assert f"Receptive field: {layer['rf'][0]}\u00d7{layer['rf'][1]} pixels." in text
+
