@@ -123,6 +123,17 @@ class Visit:
     xrefs: int = 0
 
 
+# Images after a page's first wait for the reader (loading="lazy"): a test that checks every image asks
+# for them all, as scrolling through the page would, and resolves once each has loaded or failed.
+_LOAD_IMAGES = """async () => Promise.all(Array.from(document.images, img => {
+  img.loading = "eager";
+  return img.complete ? null : new Promise(done => {
+    img.addEventListener("load", done, { once: true });
+    img.addEventListener("error", done, { once: true });
+  });
+}))"""
+
+
 # Run in the page once the post has loaded: images, in-page links and figure/table labels.
 _INSPECT_POST = """() => {
   const images = Array.from(document.images, img => ({
@@ -160,7 +171,7 @@ def visit_post(browser: Browser, home: str, allowed: str, screenshot: Path | Non
             route.abort("blockedbyclient")
 
     def failed(request: Request) -> None:
-        # <video preload="metadata"> reads a movie's header, then the browser cancels the rest on purpose;
+        # a <video> asked for its metadata reads a movie's header, then the browser cancels the rest on purpose;
         # whether the movie is playable is checked on the page (its readyState and error) instead
         if request.resource_type == "media" and request.failure == "net::ERR_ABORTED":
             return
@@ -186,10 +197,9 @@ def visit_post(browser: Browser, home: str, allowed: str, screenshot: Path | Non
         page.goto(home)
         # click the post's link like a reader would: this proves the home page's relative link resolves
         page.get_by_role("link", name=POST_TITLE).click()
-        page.wait_for_url(allowed + POST)  # waits for the load event, so every <img> has settled
-        # a movie's metadata arrives after the load event: wait until each has it (or failed)
-        page.wait_for_function("() => Array.from(document.querySelectorAll('video'))"
-                               ".every(v => v.readyState >= 1 || v.error)")
+        page.wait_for_url(allowed + POST)  # waits for the load event
+        page.evaluate(_LOAD_IMAGES)  # and the images below the fold, which wait for the reader
+        page.evaluate(_VIDEOS)  # and each movie's metadata, as pressing play would fetch it
         found = page.evaluate(_INSPECT_POST)
         if screenshot is not None:
             page.screenshot(path=str(screenshot), full_page=True)
@@ -354,7 +364,8 @@ def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: B
     assert not outside, outside
 
 
-# Resolves once every <video> has its metadata (or failed): what a reader's player needs to start.
+# Resolves once every <video> has its metadata (or failed): what a reader's player needs to start. The
+# pages' movies wait for the reader (preload="none"), so this asks for the metadata as pressing play would.
 _VIDEOS = """async () => Promise.all(Array.from(document.querySelectorAll("video"), v => new Promise(done => {
   const report = () => done({ src: v.currentSrc, error: v.error ? v.error.code : null, width: v.videoWidth,
                               height: v.videoHeight, duration: v.duration });
@@ -362,6 +373,7 @@ _VIDEOS = """async () => Promise.all(Array.from(document.querySelectorAll("video
   v.addEventListener("loadedmetadata", report, { once: true });
   v.addEventListener("error", report, { once: true });
   v.querySelector("source")?.addEventListener("error", report, { once: true });
+  v.preload = "metadata";
   v.load();
 })))"""
 
@@ -436,6 +448,7 @@ def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, s
     page = context.new_page()
     try:
         page.goto(site.as_uri() + "/" + POST)
+        page.evaluate(_LOAD_IMAGES)
         found = page.evaluate("""() => ({
           scroll: document.documentElement.scrollWidth,
           images: Array.from(document.querySelectorAll("figure img"), img => ({

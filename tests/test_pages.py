@@ -1,10 +1,12 @@
-"""What readers' tools meet on every page of one built site: no raw Markdown in the text, and every
-table header cell scoped to its row or column."""
+"""What readers' tools meet on every page of one built site: no raw Markdown in the text, every
+table header cell scoped to its row or column, images sized and lazy below the first, movies that
+wait for the reader."""
 
 from __future__ import annotations
 
 import html as html_lib
 import re
+from pathlib import Path
 
 from tests.conftest import BuiltSite
 
@@ -31,3 +33,23 @@ def test_every_table_header_cell_has_a_scope(tiny_site: BuiltSite) -> None:
         unscoped = [cell for cell in re.findall(r"<th\b[^>]*>", source) if "scope=" not in cell]
         assert not unscoped, (page, unscoped[:3])
         assert not re.search(r"<th\b[^>]*>\s*</th>", source), page  # an empty header cell heads nothing
+
+
+def test_images_are_sized_and_those_below_the_first_wait_for_the_reader(tiny_site: BuiltSite) -> None:
+    from PIL import Image
+
+    checked = 0
+    for page, source in _pages(tiny_site):
+        tags = re.findall(r"<img\b[^>]*>", source)
+        for i, tag in enumerate(tags):
+            assert re.search(r'\swidth="\d+"', tag) and re.search(r'\sheight="\d+"', tag), (page, tag)
+            assert ('loading="lazy"' in tag) == (i > 0), (page, tag)
+            src = re.search(r'\ssrc="([^"]+)"', tag)[1]
+            if src.endswith(".png"):  # the size written is the file's own
+                with Image.open(Path(page).parent / html_lib.unescape(src)) as image:
+                    assert (f'width="{image.width}"' in tag or "tile" in tag), (page, tag, image.size)
+                checked += 1
+    assert checked >= 5
+    # the movies wait for the reader too: they have posters, so nothing is fetched before play
+    post = next(source for page, source in _pages(tiny_site) if page.endswith("visualizing-two-cnns/index.html"))
+    assert post.count("<video") >= 2 and post.count('preload="none"') == post.count("<video")

@@ -220,7 +220,7 @@ batch_size = 16
     assert "one of male, female" in html and "differ by less than 0.2" in html
     assert "1 file (unreadable)" in html
     for name in ("female", "male", "non-face"):
-        assert f"<tr><th>{name}</th>" in html
+        assert f"<tr><th scope=\"row\">{name}</th>" in html
 
 
 def test_a_broken_user_template_is_a_one_line_error(tiny_copy: Path) -> None:
@@ -437,6 +437,7 @@ def test_a_config_inside_its_image_folder_does_not_read_its_own_site_back(tmp_pa
     config.write_text('[build]\nout = "site"\ncache = "cache"\n[data]\nsource = "folder"\npath = "."\n'
                       'image_size = 16\nchannels = 3\n[[models]]\nname = "A"\nwidth = 0.125\nepochs = 1\n')
     pipeline.build(load_config(config))
-    assert "<tr><th>red</th>" in post_html(tmp_path / "site") and "<th>site</th>" not in post_html(tmp_path / "site")
+    html = post_html(tmp_path / "site")
+    assert '<tr><th scope="row">red</th>' in html and ">site</th>" not in html
     assert pipeline.build(load_config(config)).up_to_date
     assert built(pipeline.build(load_config(config), out=tmp_path / "elsewhere")) == ["site"]

@@ -8,6 +8,7 @@ site intact; files the build did not write (a CNAME, say) are never touched.
 from __future__ import annotations
 
 import datetime
+import html
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import markdown
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
+from PIL import Image
 
 from reportgen import stats
 from reportgen.cache import source_date, stable_hash, versions
@@ -224,6 +226,7 @@ def render(cfg: Config, out: Path, models: list[ModelRecord], sections: Sequence
             for page in pages:
                 html = _check_inert(env.get_template(page.template).render(root=page.root, **context,
                                                                            **as_text(page.context)), page.path)
+                html = sized_images(html, (staging / page.path).parent)
                 (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / page.path).write_text(html, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are
@@ -232,6 +235,44 @@ def render(cfg: Config, out: Path, models: list[ModelRecord], sections: Sequence
         raise SiteError(f"{out}: cannot write the site ({e.strerror or e}); the previous site is unchanged") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+_IMG = re.compile(r"<img\b[^>]*>")
+_SRC = re.compile(r'\ssrc="([^"]+)"')
+
+
+def sized_images(html_: str, folder: Path) -> str:
+    """Every <img> of a page with its width and height (read from the file the build copied, so the
+    layout does not shift as images arrive) and, after the page's first image, loading="lazy" and
+    decoding="async", so images below the fold wait for the reader."""
+    seen = 0
+
+    def fix(m: re.Match[str]) -> str:
+        nonlocal seen
+        tag, seen = m.group(0), seen + 1
+        extra = []
+        src = _SRC.search(tag)
+        if " width=" not in tag and src and (size := _image_size(folder / html.unescape(src.group(1)))):
+            extra.append(f'width="{size[0]}" height="{size[1]}"')
+        if seen > 1 and " loading=" not in tag:
+            extra.append('loading="lazy" decoding="async"')
+        return tag[:-1].rstrip("/").rstrip() + "".join(" " + e for e in extra) + ">" if extra else tag
+
+    return _IMG.sub(fix, html_)
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a PNG/JPEG (its header) or an SVG (its root's width and height); None when
+    the file is not one the build wrote (an outside URL, a missing file)."""
+    try:
+        if path.suffix == ".svg":
+            head = path.read_text(encoding="utf-8")[:2000]
+            found = re.search(r'<svg\b[^>]*\swidth="([\d.]+)"[^>]*\sheight="([\d.]+)"', head)
+            return (round(float(found[1])), round(float(found[2]))) if found else None
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
 
 
 def _post_body(env: Environment, context: dict[str, Any]) -> Markup:

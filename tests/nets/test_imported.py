@@ -246,7 +246,7 @@ classes_file = "imagenet-classes.txt"
     # the 'other' column is the network's top-1 among the 997 other outputs: each row's argmax is its top-1
     assert sum(map(sum, confusion["counts"])) + sum(confusion["uncertain"]) == len(labels)
     html = (tmp_path / "site" / POST / "index.html").read_text()
-    assert "<th>other</th>" in html and "counts in the <em>other</em> column" in html
+    assert "<th scope=\"col\">other</th>" in html and "counts in the <em>other</em> column" in html
     # section 2 shows the three classes' output units, not a thousand
     (summary,) = [json.loads(p.read_text()) for p in cache.glob("preferred/*/preferred.json")]
     assert summary["layers"][-1]["units"] == 1000 and summary["layers"][-1]["shown"] == 3
