@@ -7,10 +7,10 @@ training and everything else from scratch. The warm rebuild is then `reportgen b
 user runs it (a new process each time) with nothing changed: the median wall time of several runs,
 Python's start-up included, which is what a user waits for.
 
-Measured on the shared 2-core machine at load ~1 (2026-12-01, the default config): cold 192 s, of
-which training 123 s (Model I 54 s, Model II 69 s), section 2 55 s, section 3 7 s, section 4 5 s,
-the site 1.3 s; `reportgen build` with nothing changed 0.23 s wall in each of 5 runs (it was 10.0 s
-before the unchanged-build record, which decides without importing torch).
+Measured on the shared 2-core machine at load ~1.2 (2026-12-01, the default config, after section 2
+moved to bfloat16 and two threads): cold 164 s, of which training 123 s (Model I 51 s, Model II 72 s),
+section 2 27 s (was 55 s), section 3 7 s, section 4 4.5 s, the site 1.3 s; `reportgen build` with
+nothing changed 0.21 s wall (median of 3 runs).
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, mod
                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
     """Search, render and measure every unit of one model; `params` = {"preferred": PreferredConfig,
     "device": str, "threads": torch CPU threads, "precision": 'float32' or 'bfloat16', "layers": the
-    model's unit layers by module path (empty: automatic)}. `chunk_size` changes
-    speed only (rows are independent)."""
+    model's unit layers by module path (empty: automatic)}. `chunk_size` changes speed only (rows are
+    independent)."""
     cfg: PreferredConfig = params["preferred"]
     before = torch.get_num_threads()
     torch.set_num_threads(params["threads"])
@@ -91,8 +91,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
         rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
                            seed=[cfg.seed + s for _ in shown for s in range(seeds)],
                            chunk_size=chunk_size, precision=precision,
-                           maxima=UnitMaxima(best.repeat_interleave(seeds),
-                                                                    peak.repeat_interleave(seeds)))
+                           maxima=UnitMaxima(best.repeat_interleave(seeds), peak.repeat_interleave(seeds)))
         records = rendering.records
         per_unit = (len(shown), seeds)
         results.append(LayerInputs(
