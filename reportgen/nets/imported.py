@@ -49,7 +49,8 @@ def load_stage(folder: Path, params: dict[str, Any], dataset: Artifact, weights:
     save_checkpoint(checkpoint, folder / "checkpoint.pt")
     # the post is dated by its results: for weights trained elsewhere, the day their file was written
     written = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC).date()
-    return {"file": "checkpoint.pt", "origin": path.name, "created": written.isoformat()}
+    form = "TorchScript archive" if params["arch"].startswith(TORCHSCRIPT + ":") else "state dict"
+    return {"file": "checkpoint.pt", "origin": path.name, "form": form, "created": written.isoformat()}
 
 
 def class_outputs(names: Sequence[str], classes: Sequence[str]) -> list[int]:

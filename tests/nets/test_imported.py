@@ -131,7 +131,7 @@ def test_a_class_of_ones_own_from_a_file_is_loaded_and_reported_without_training
     labels = [a.manifest.get("label") for a in result.stages if not a.cached]
     assert "load Their <net>" in labels and not any(label.startswith("train") for label in labels)
     html = (tmp_path / "site" / POST / "index.html").read_text()
-    assert "this build loaded it from <code>net.pth</code> and trained nothing" in html
+    assert "this build loaded it from the state dict <code>net.pth</code> and trained nothing" in html
     assert "trained elsewhere and loaded as it is, so this post has no learning curves" in html
     assert "Their &lt;net&gt;" in html and "<net>" not in html
     for section in ("preferred-inputs", "activation-responses", "clusterings"):

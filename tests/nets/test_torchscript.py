@@ -111,7 +111,7 @@ std = [0.3]
     result = pipeline.build(load_config(config))
     assert "load Scripted" in [a.manifest.get("label") for a in result.stages if not a.cached]
     html = (tmp_path / "site" / POST / "index.html").read_text()
-    assert "this build loaded it from <code>net.ts</code> and trained nothing" in html
+    assert "this build loaded it from the TorchScript archive <code>net.ts</code> and trained nothing" in html
     for section in ("preferred", "activation", "clustering"):
         assert re.search(rf'<h2 id="[^"]*{section}', html, re.I), section
     # the feature maps of section 3 come from a block of the archive, found through its hooks

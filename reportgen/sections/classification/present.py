@@ -85,6 +85,7 @@ def _model_context(m: ModelRecord) -> dict[str, Any]:
         "val_acc": metrics.get("val_acc", []),
         "loaded": m.loaded,
         "checkpoint": m.origin,
+        "origin_form": m.model.manifest.get("form", ""),  # what the load stage read: a state dict, an archive
         "best_val": best_val,
         # first epoch within one accuracy point of the best: how fast a model converges
         "epochs_to_best": next((i + 1 for i, a in enumerate(val_acc) if a >= best_val - 0.01), None)
