@@ -5,6 +5,11 @@ Each message is one line naming the key, file or folder and what is accepted.
 """
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (torch's run to pages), or its type when empty."""
+    return str(e).splitlines()[0] if str(e) else e.__class__.__name__
+
+
 class DataError(Exception):
     """Bad data input: a folder, file or image the build cannot use."""
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from reportgen.config import TORCHSCRIPT, TORCHVISION_PREFIX, USER_CLASS
-from reportgen.errors import ModelError
+from reportgen.errors import ModelError, first_line
 from reportgen.nets import torchscript
 
 ArchFactory = Callable[..., nn.Module]
@@ -186,8 +186,7 @@ def _check_shapes(model: nn.Module, arch: str, in_channels: int, image_size: int
         with torch.no_grad():
             out = model.eval()(torch.zeros(1, in_channels, image_size, image_size))
     except Exception as e:  # any layer may refuse the input, with any exception type
-        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise ModelError(f"{arch} cannot take {in_channels}x{image_size}x{image_size} inputs ({first}); check "
+        raise ModelError(f"{arch} cannot take {in_channels}x{image_size}x{image_size} inputs ({first_line(e)}); check "
                          "data.image_size and data.channels") from None
     finally:
         model.train(training)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reportgen.errors import ModelError
+from reportgen.errors import ModelError, first_line
 
 _TORCH_NN = "__torch__.torch.nn.modules."
 _CONTAINERS = {"Sequential": nn.Sequential, "ModuleList": nn.ModuleList, "ModuleDict": nn.ModuleDict}
@@ -58,8 +58,7 @@ def load(path: Path, input_shape: tuple[int, int, int]) -> nn.Module:
         script = torch.jit._recursive.wrap_cpp_module(
             torch._C.import_ir_module(unit, str(path), torch.device("cpu"), {}, False)).eval()
     except Exception as e:  # torch raises RuntimeError and others for damaged or foreign archives
-        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise ModelError(f"{path}: cannot load this TorchScript archive ({first})") from None
+        raise ModelError(f"{path}: cannot load this TorchScript archive ({first_line(e)})") from None
     try:
         network = rebuild(script, unit).eval()
     except UnsupportedScript as e:
@@ -69,9 +68,8 @@ def load(path: Path, input_shape: tuple[int, int, int]) -> nn.Module:
         try:
             want = script(x)
         except Exception as e:  # the archive may refuse the input, with any exception type
-            first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
             raise ModelError(f"{path}: the network cannot take {'x'.join(map(str, input_shape))} inputs "
-                             f"({first}); check data.image_size and data.channels") from None
+                             f"({first_line(e)}); check data.image_size and data.channels") from None
         try:
             got = network(x)
         except UnsupportedScript as e:
