@@ -426,12 +426,12 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
     timings = {"descriptors": 0.0, "neighbours": 0.0}
     precision: list[dict[str, Any]] = []
     mapped: dict[str, Any] = {}
-    # each model's unit layers by module path (its `layers` setting; empty: automatic)
-    chosen = params.get("layers") or [[] for _ in model_arts]
+    # each model's unit layers by module path, in config order (its `layers` setting; empty: automatic)
+    chosen = params.get("layers") or []
     for position, art in enumerate(model_arts or (mapped_art,)):
         start = time.perf_counter()
         trained = load_model(art.file(art.manifest["file"]), device)
-        own = chosen[position] if model_arts else params.get("mapped_layers", [])
+        own = chosen[position] if model_arts and position < len(chosen) else []
         fc = [layer for layer in unit_layers(trained.network, trained.input_shape, own) if layer.kind == "fc"]
         paths = [layer.path for layer in fc]
         is_mapped = art.key == mapped_art.key and not mapped

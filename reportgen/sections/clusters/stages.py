@@ -20,8 +20,7 @@ def build(ctx: BuildContext) -> Section:
     # changes the map (float sums split across threads round differently); the batch size is speed only
     computed = ctx.run(CLUSTERS, {"clusters": dataclasses.replace(cfg.clusters, model=""), "device": ctx.device,
                                   "tsne_threads": cfg.build.workers or compute.TSNE_THREADS,
-                                  "layers": [list(m.layers) for m in cfg.models],
-                                  "mapped_layers": list(cfg.models[present.mapped_model(cfg)].layers)},
+                                  "layers": [list(m.layers) for m in cfg.models]},
                        ctx.dataset_art, ctx.records[present.mapped_model(cfg)].model, *(r.model for r in ctx.records),
                        label="clusters", runtime={"batch_size": cfg.evaluate.batch_size})
     pictures = ctx.run(CLUSTER_FIGURES, {}, ctx.dataset_art, computed, label="clusters figures")
