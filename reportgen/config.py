@@ -128,6 +128,12 @@ class DataConfig:
     image_size: int = option(28, "Side of the square network input, in pixels.", between(8, 512))
     channels: int = option(1, "Channels of the network input: 1 (gray) or 3 (RGB).",
                            lambda v: None if v in (1, 3) else "1 or 3")
+    resize: str = option("crop", "How an image becomes the square input: 'crop' scales its shorter side to "
+                                 "image_size and keeps the centre; 'stretch' scales it whole, ignoring the "
+                                 "aspect ratio; 'pad' fits it whole on a black square.",
+                         one_of("crop", "stretch", "pad"))
+    crop: float = option(1.0, "Fraction of each side kept around the centre before resizing (torchvision's "
+                              "ImageNet models expect 0.875: Resize(256), then CenterCrop(224)).", between(0.05, 1))
     min_width: int = option(20, "Skip images whose original width is below this many pixels.", at_least(1))
     split: tuple[float, ...] = option((0.7, 0.1, 0.2), "Fractions [train, val, test] for sources that are "
                                                        "not already split.", _split_fractions)
@@ -177,6 +183,15 @@ class ModelConfig:
                                           "must be one of them, and predictions of the others count as 'other'. "
                                           "Empty: one output per data class, in the data's sorted order.")
     classes_file: str = option("", "The same as a text file of one name per line (relative to the config).")
+    image_size: int = option(0, "This network's input side, if it differs from data.image_size (0: the "
+                                "data's); the two models of a report may differ.",
+                             lambda v: None if v == 0 or 8 <= v <= 512 else "0 or a number between 8 and 512")
+    channels: int = option(0, "This network's input channels, if they differ from data.channels (0: the data's).",
+                           lambda v: None if v in (0, 1, 3) else "0, 1 or 3")
+    resize: str = option("", "This network's data.resize, if it differs ('': the data's).",
+                         one_of("", "crop", "stretch", "pad"))
+    crop: float = option(0.0, "This network's data.crop, if it differs (0: the data's).",
+                         lambda v: None if v == 0 or 0.05 <= v <= 1 else "0 or a number between 0.05 and 1")
     mean: tuple[float, ...] = option((), "Per-channel input mean of a loaded network (train = false), on images "
                                          "scaled to [0, 1]; empty: the training set's own.")
     std: tuple[float, ...] = option((), "Per-channel input standard deviation of a loaded network, as `mean`.",
@@ -315,6 +330,14 @@ class Config:
         """A path from the config, taken relative to the config file's folder."""
         return (self.root / relative).resolve()
 
+    def model_data(self, index: int) -> DataConfig:
+        """The data as model `index` sees it: the data settings with its own input size, channels and
+        resizing where it sets them (a loaded ImageNet network at 224x224 beside a small one trained here)."""
+        m = self.models[index]
+        return dataclasses.replace(self.data, image_size=m.image_size or self.data.image_size,
+                                   channels=m.channels or self.data.channels, resize=m.resize or self.data.resize,
+                                   crop=m.crop or self.data.crop)
+
 
 def section(cfg: Any) -> dict[str, Any]:
     """A config section as plain data, for hashing into cache keys."""
@@ -373,9 +396,11 @@ def _check_cross(cfg: Config, problems: list[str]) -> None:
         problems.append(f"responses.atlas_gradients: got {cfg.responses.atlas_gradients}; expected at most "
                         f"responses.k ({cfg.responses.k})")
     for i, m in enumerate(cfg.models):
-        if m.mean and len(m.mean) != cfg.data.channels:
-            problems.append(f"models[{i}].mean: got {len(m.mean)} values; the input has data.channels = "
-                            f"{cfg.data.channels}, so give {cfg.data.channels}")
+        channels = cfg.model_data(i).channels  # std's length is checked against mean's
+        if m.mean and len(m.mean) != channels:
+            where = f"models[{i}].channels" if m.channels else "data.channels"
+            problems.append(f"models[{i}].mean: got {len(m.mean)} values; the input has {where} = {channels}, so "
+                            f"give {channels}")
     if cfg.evaluate.uncertain == "group" and len(cfg.evaluate.group) < 2:
         problems.append("evaluate.group: the 'group' rule needs at least two class names")
 

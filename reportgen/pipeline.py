@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from reportgen import builds
 from reportgen.cache import Artifact, Cache, Stage
-from reportgen.config import TORCHSCRIPT, USER_CLASS, Config, ModelConfig
+from reportgen.config import TORCHSCRIPT, USER_CLASS, Config, DataConfig, ModelConfig
 from reportgen.errors import SettingError, SiteError
 from reportgen.nets import architectures, data, imported, train
 from reportgen.nets.architectures import ModelError
@@ -78,17 +79,18 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
         stages.append(artifact)
         return artifact
 
-    dataset_art = run(DATA, _data_params(cfg), label="data")
+    dataset_art, views = _data_views(cfg, run)
     dataset = Dataset.from_artifact(dataset_art)
-    _check_against_data(cfg, dataset)
+    datasets = _model_datasets(cfg, dataset, dataset_art, views)
+    _check_against_data(cfg, datasets)
     records = []
     for index, m in enumerate(cfg.models):
-        model_art, origin = _model(cfg, index, dataset_art, device, run)
+        model_art, origin = _model(cfg, index, views[index], device, run)
         evaluation = run(EVALUATE, {"evaluate": dataclasses.replace(cfg.evaluate, batch_size=0), "device": device},
-                         dataset_art, model_art, label=f"evaluate {m.name}",
+                         views[index], model_art, label=f"evaluate {m.name}",
                          runtime={"batch_size": cfg.evaluate.batch_size})
         description = run(DESCRIBE, {}, model_art, label=f"describe {m.name}")
-        records.append(ModelRecord(m.name, m.key, model_art, origin, evaluation, description))
+        records.append(ModelRecord(m.name, m.key, model_art, origin, evaluation, description, views[index]))
     ctx = BuildContext(cfg, dataset, dataset_art, records, device, run)
     sections = [spec.build(ctx) for spec in SECTIONS if spec.enabled(cfg)]
 
@@ -103,12 +105,43 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
     return result
 
 
-def _data_params(cfg: Config) -> dict[str, object]:
+def _data_params(cfg: Config, settings: DataConfig, source: str) -> dict[str, object]:
     """What the data stage reads: the data settings without augmentation (applied while training, so
-    not part of the decoded images), the folder made absolute, and a fingerprint of its files."""
-    settings = dataclasses.replace(cfg.data, augment=type(cfg.data.augment)(),
-                                   path=str(cfg.resolve(cfg.data.path)) if cfg.data.path else "")
-    return {"data": settings, "source": data.source_fingerprint(cfg.data, cfg.root)}
+    not part of the decoded images), the folder made absolute, and `source`, a fingerprint of its files."""
+    settings = dataclasses.replace(settings, augment=type(settings.augment)(),
+                                   path=str(cfg.resolve(settings.path)) if settings.path else "")
+    return {"data": settings, "source": source}
+
+
+def _data_views(cfg: Config, run: Callable[..., Artifact]) -> tuple[Artifact, list[Artifact]]:
+    """The data as the config's data settings decode it (section 1's samples, section 4's thumbnails),
+    and as each model's input takes it (`Config.model_data`): one data stage per distinct view."""
+    decoded: dict[tuple, Artifact] = {}
+    source = data.source_fingerprint(cfg.data, cfg.root)
+
+    def view(settings: DataConfig, label: str) -> Artifact:
+        shape = (settings.image_size, settings.channels, settings.resize, settings.crop)
+        if shape not in decoded:
+            decoded[shape] = run(DATA, _data_params(cfg, settings, source), label=label)
+        return decoded[shape]
+
+    shared = view(cfg.data, "data")
+    return shared, [view(cfg.model_data(i), f"data {m.name}") for i, m in enumerate(cfg.models)]
+
+
+def _model_datasets(cfg: Config, dataset: Dataset, dataset_art: Artifact, views: list[Artifact]) -> list[Dataset]:
+    """Each model's view of the data, which must hold the same images in the same splits as the
+    shared one (the same files pass the same filters whatever the size), so every section can pair
+    one model's rows with another's."""
+    out = []
+    for index, art in enumerate(views):
+        own = dataset if art.key == dataset_art.key else Dataset.from_artifact(art)
+        if own.class_names != dataset.class_names or not (np.array_equal(own.labels, dataset.labels)
+                                                          and np.array_equal(own.splits, dataset.splits)):
+            raise SiteError(f"models[{index}] ({cfg.models[index].name}): its own input size or resizing decoded "
+                            "a different set of images than the data settings; rebuild with --force")
+        out.append(own)
+    return out
 
 
 def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
@@ -190,12 +223,15 @@ def _check_inputs(cfg: Config, out: Path) -> None:
         output_names(cfg, index)
 
 
-def _check_against_data(cfg: Config, dataset: Dataset) -> None:
-    """Settings that name classes, and checkpoints that must fit the data: checked once the data is
-    known and before any model trains, so a mistake in the last model does not cost the first's training."""
+def _check_against_data(cfg: Config, datasets: list[Dataset]) -> None:
+    """Settings that name classes, and checkpoints that must fit the data (`datasets`: each model's
+    view of it): checked once the data is known and before any model trains, so a mistake in the last
+    model does not cost the first's training."""
+    dataset = datasets[0]
     data.Augmenter(cfg.data.augment, dataset.class_names)
     evaluate.check_group(cfg.evaluate, dataset.class_names)
     for index, m in enumerate(cfg.models):
+        dataset = datasets[index]
         if m.checkpoint:
             path = cfg.resolve(m.checkpoint)
             check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
@@ -212,9 +248,9 @@ def _check_against_data(cfg: Config, dataset: Dataset) -> None:
         responses_compute.check_classes(cfg.responses, dataset.class_names)
         if cfg.responses.feature_layer:
             for index in range(len(cfg.models)):
-                _check_feature_layer(cfg, index, _untrained(cfg, index, dataset), dataset)
+                _check_feature_layer(cfg, index, _untrained(cfg, index, datasets[index]), datasets[index])
     if cfg.clusters.enabled:
-        _check_clusters(cfg, dataset)
+        _check_clusters(cfg, datasets[mapped_model(cfg)])
 
 
 def _untrained(cfg: Config, index: int, dataset: Dataset) -> torch.nn.Module:

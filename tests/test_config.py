@@ -159,6 +159,10 @@ def test_seeds_outside_what_numpy_and_torch_take_are_config_errors(tmp_path: Pat
     ('mean = [0.5]\nstd = [0.2]', "models[0].mean: the normalization of a network this build trains"),
     ('arch = "torchvision:alexnet"\nweights = "w.pth"\ncheckpoint = "c.pt"', "models[0].weights: a model loaded"),
     ('arch = "model2"\nbatch_size = 1', "models[0].batch_size: got 1; model2 uses batch normalization"),
+    ('train = false\nweights = "w.pth"\nchannels = 3\nmean = [0.5]\nstd = [0.2]',
+     "models[0].mean: got 1 values; the input has models[0].channels = 3, so give 3"),
+    ('image_size = 4', "models[0].image_size: got 4; expected 0 or a number between 8 and 512"),
+    ('resize = "squash"', "models[0].resize: got 'squash'; expected one of '', 'crop', 'stretch', 'pad'"),
 ])
 def test_architecture_mistakes_are_config_errors_naming_the_key(tmp_path: Path, model: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import stat
 from collections import Counter
@@ -151,15 +152,20 @@ def load_dataset(cfg: DataConfig, root: Path) -> Dataset:
                    class_names=tuple(class_names), skipped=dict(skipped))
 
 
-def preprocess(img: Image.Image, size: int, channels: int, min_width: int) -> np.ndarray | None:
-    """A uint8 (size, size, channels) array: smaller side scaled to `size`, centre-cropped; None if too narrow."""
+def preprocess(img: Image.Image, size: int, channels: int, min_width: int, resize: str = "crop",
+               crop: float = 1.0) -> np.ndarray | None:
+    """A uint8 (size, size, channels) array, or None if the image is too narrow. `resize`: 'crop' scales
+    the centred square of side `crop` x the shorter side to `size` (crop = 0.875 is torchvision's
+    Resize(256) + CenterCrop(224)); 'stretch' scales the centred `crop` fraction of each side to the
+    square, ignoring the aspect ratio; 'pad' scales it to fit and centres it on black."""
     # phone photos store their rotation in EXIF; the width that counts is the upright one
     orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
     if (img.height if orientation in (5, 6, 7, 8) else img.width) < min_width:
         return None
-    # Let a not yet loaded JPEG decode at a reduced scale that still covers `size` (about 2x faster);
-    # a no-op for other images.
-    img.draft(None, (size, size))
+    # Let a not yet loaded JPEG decode at a reduced scale that still covers what is kept (about 2x
+    # faster); a no-op for other images.
+    need = math.ceil(size / crop)
+    img.draft(None, (need, need))
     if orientation != 1:
         img = ImageOps.exif_transpose(img)
     mode = "L" if channels == 1 else "RGB"
@@ -172,12 +178,23 @@ def preprocess(img: Image.Image, size: int, channels: int, min_width: int) -> np
         img = Image.alpha_composite(Image.new("RGBA", img.size, (0, 0, 0, 255)), img.convert("RGBA"))
     if img.mode != mode:
         img = img.convert(mode)
-    side = min(img.size)
-    left, top = (img.width - side) / 2, (img.height - side) / 2
-    # Resizing only the centred square box is scale-then-crop in one pass; reducing_gap speeds up big
+    if resize == "crop":
+        box_w = box_h = min(img.size) * crop
+        out_w = out_h = size
+    else:
+        box_w, box_h = img.width * crop, img.height * crop
+        scale = size / max(box_w, box_h)
+        out_w, out_h = (size, size) if resize == "stretch" else (max(1, round(box_w * scale)),
+                                                                 max(1, round(box_h * scale)))
+    left, top = (img.width - box_w) / 2, (img.height - box_h) / 2
+    # Resizing only the centred box is scale-then-crop in one pass; reducing_gap speeds up big
     # downscales with no visible loss.
-    img = img.resize((size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side),
+    img = img.resize((out_w, out_h), Image.Resampling.LANCZOS, box=(left, top, left + box_w, top + box_h),
                      reducing_gap=3.0)
+    if (out_w, out_h) != (size, size):  # 'pad': black bars, the fill the augmentation's shifts use too
+        canvas = Image.new(mode, (size, size))
+        canvas.paste(img, ((size - out_w) // 2, (size - out_h) // 2))
+        img = canvas
     array = np.asarray(img, dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
 
@@ -443,7 +460,7 @@ def _decode_rows(items: list[Any], opener: Callable[[Any], Image.Image], out: np
     def one(j: int) -> str | None:
         try:
             with opener(items[j]) as img:
-                array = preprocess(img, cfg.image_size, cfg.channels, cfg.min_width)
+                array = preprocess(img, cfg.image_size, cfg.channels, cfg.min_width, cfg.resize, cfg.crop)
         except Exception as e:  # a corrupt file can make Pillow raise nearly anything
             errors.append(str(e) if str(items[j]) in str(e) else f"{items[j]}: {e}")
             return "unreadable"

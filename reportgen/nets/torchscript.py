@@ -69,7 +69,8 @@ def load(path: Path, input_shape: tuple[int, int, int]) -> nn.Module:
             want = script(x)
         except Exception as e:  # the archive may refuse the input, with any exception type
             raise ModelError(f"{path}: the network cannot take {'x'.join(map(str, input_shape))} inputs "
-                             f"({first_line(e)}); check data.image_size and data.channels") from None
+                             f"({first_line(e)}); check data.image_size and data.channels, or the model's own "
+                             "image_size and channels") from None
         try:
             got = network(x)
         except UnsupportedScript as e:

@@ -22,6 +22,7 @@ class ModelRecord:
     origin: str              # the file a model trained elsewhere came from; '' when this build trained it
     evaluation: Artifact
     description: Artifact
+    data: Artifact           # the data stage of the images as this model's input takes them
 
     @property
     def loaded(self) -> bool:

@@ -52,6 +52,21 @@ def test_preprocess_scales_smaller_side_then_keeps_the_middle() -> None:
     np.testing.assert_array_equal(tall[:, :, 0], out[:, :, 0].T)
 
 
+def test_preprocess_stretches_pads_and_crops_as_asked() -> None:
+    bands = np.repeat(np.array([255, 0, 255, 0], dtype=np.uint8), 10)
+    img = Image.fromarray(np.tile(bands, (20, 1)))  # 40x20: four 10-px bands
+    # stretch: all four bands squashed into the square, 7 columns each
+    stretched = preprocess(img, 28, 1, 20, resize="stretch")[:, :, 0]
+    assert stretched[:, 1:6].min() > 215 and stretched[:, 8:13].max() < 40 and stretched[:, 22:27].max() < 40
+    # pad: the whole image at 28x14 in the middle rows, black bars above and below
+    padded = preprocess(img, 28, 1, 20, resize="pad")[:, :, 0]
+    assert padded[:7].max() == 0 and padded[21:].max() == 0 and padded[7:21, 1:6].min() > 215
+    # crop 0.5 of the 20-px side: the middle 10x10 source pixels, the last 5 of band 2 and first 5 of band 3
+    cropped = preprocess(img, 28, 1, 20, crop=0.5)[:, :, 0]
+    assert cropped[:, 1:12].max() < 40 and cropped[:, 16:27].min() > 215
+    assert preprocess(img, 28, 1, 20, resize="pad", crop=0.5).shape == (28, 28, 1)
+
+
 def test_preprocess_upscales_small_images() -> None:
     out = preprocess(Image.new("L", (20, 30), 77), 64, 3, 20)
     assert out.shape == (64, 64, 3)

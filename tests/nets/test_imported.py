@@ -290,3 +290,24 @@ def test_a_vision_transformer_is_refused_in_one_line_naming_its_token_blocks() -
                                          r"a transformer's blocks do"):
         unit_layers(vit, (3, 224, 224))
     assert [la.name for la in unit_layers(vit, (3, 224, 224), ["conv_proj", "heads"])] == ["conv_proj", "heads"]
+
+
+def test_each_model_may_take_the_images_at_its_own_size_and_resizing(tmp_path: Path) -> None:
+    config = user_class_config(tmp_path)
+    text = config.read_text()
+    own = text[text.index("[[models]]"):].replace('name = "Their <net>"', 'name = "Larger"')
+    config.write_text(text + "\n" + own + 'image_size = 24\nresize = "pad"\ncrop = 0.875\n')
+    result = pipeline.build(load_config(config))
+    decoded = {a.manifest["label"]: a for a in result.stages if a.stage == "data"}
+    assert sorted(decoded) == ["data", "data Larger"]
+    with np.load(decoded["data Larger"].file("dataset.npz")) as larger, \
+            np.load(decoded["data"].file("dataset.npz")) as shared:
+        assert larger["images"].shape[1:] == (24, 24, 1) and shared["images"].shape[1:] == (16, 16, 1)
+        assert np.array_equal(larger["labels"], shared["labels"])
+    # every section ran each model on its own view: section 2's inputs and section 3's movies at its size
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("preferred/*/preferred.json")]
+    assert sorted(s["input_shape"][1] for s in summaries) == [16, 24]
+    html = (tmp_path / "site" / POST / "index.html").read_text()
+    assert ("It takes its own input, so this build decoded the images once more for it: each image has its "
+            "central 87.5% of each side kept and is rescaled to fit in 24×24 pixels") in html
+    assert html.count("decoded the images once more") == 1  # the first model takes the data as it is

@@ -101,7 +101,7 @@ def test_atlas_gathers_each_units_panels_from_every_section_into_a_page_per_laye
     from reportgen.report.pages import AtlasPanel, ModelRecord, Picture, Section
     from reportgen.report.site import atlas_pages
 
-    record = ModelRecord("Model <I>", "model-i", None, "", None, None)  # artifacts are not read here
+    record = ModelRecord("Model <I>", "model-i", None, "", None, None, None)  # artifacts are not read here
     tile = Picture("figures/sheet.png", "unit 3", 56, 56, tile=(28, 0, 28, 28), sheet=(280, 28))
     preferred = Section("preferred", {}, atlas=[AtlasPanel("model-i", "conv1", 3, "Preferred input", (tile,)),
                                                 AtlasPanel("model-i", "conv1", 1, "Preferred input", flag="dead"),

@@ -21,7 +21,7 @@ def section(cfg: Config, dataset: Dataset, models: list[ModelRecord], drawings: 
     """Section 1: its numbers are the post's shared facts (the data, the models), which every section's
     template reads at the top level; its pictures are the figures stage's files."""
     split_rows = split_counts(dataset)
-    model_rows = [_model_context(m) for m in models]
+    model_rows = [{**_model_context(m), "input": _input(cfg, i)} for i, m in enumerate(models)]
     best = max(model_rows, key=lambda r: r["totals"]["correct"])
     augment = cfg.data.augment
     shared = {
@@ -29,6 +29,8 @@ def section(cfg: Config, dataset: Dataset, models: list[ModelRecord], drawings: 
             "source": cfg.data.source,
             "image_size": dataset.images.shape[1],
             "channels": dataset.images.shape[3],
+            "resize": cfg.data.resize,
+            "crop": cfg.data.crop,
             "min_width": cfg.data.min_width,
             "classes": list(dataset.class_names),
             "split_rows": split_rows,
@@ -61,6 +63,15 @@ def _comparisons(best: dict[str, Any], rows: list[dict[str, Any]], models: list[
         out.append({"better": best, "other": other, "result": result,
                     "phrase": stats.compare_phrase(result, with_ci=True)})
     return out
+
+
+def _input(cfg: Config, index: int) -> dict[str, Any]:
+    """How model `index` takes its images, and whether that differs from the data settings (the post
+    then says so for that model)."""
+    own = cfg.model_data(index)
+    fields = ("image_size", "channels", "resize", "crop")
+    return {**{f: getattr(own, f) for f in fields},
+            "differs": any(getattr(own, f) != getattr(cfg.data, f) for f in fields)}
 
 
 def _model_context(m: ModelRecord) -> dict[str, Any]:

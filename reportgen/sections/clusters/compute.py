@@ -406,20 +406,22 @@ def _finite(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else round(float(v), 6) for v in values]
 
 
-def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, mapped_art: Artifact,
-                   *model_arts: Artifact, batch_size: int = 256) -> dict[str, Any]:
+def clusters_stage(folder: Path, params: dict[str, Any], *arts: Artifact, batch_size: int = 256) -> dict[str, Any]:
     """Section 4: descriptors of the mapped images, their t-SNE map and grid cells, nearest neighbours,
     queries, precision@k per class for every FC layer of every model, and kNN accuracy in the map
     versus descriptor space -> clusters.npz (arrays, one row per mapped image) and clusters.json.
 
-    `mapped_art` is the model whose `clusters.layer` is mapped; `model_arts` are all the models in
-    config order (the precision table's rows; the site puts their display names back).
+    `arts` are each model's data (the images as its input takes them: the same rows, labels and splits
+    for every model) and checkpoint, in config order: (data 0, model 0, data 1, model 1, ...); the model
+    at position `params["mapped"]` has its `clusters.layer` mapped.
     """
     settings = params["clusters"]
     device = torch.device(params["device"])
-    dataset = Dataset.from_artifact(dataset_art)
+    views, model_arts = arts[0::2], arts[1::2]
+    mapped_at = params["mapped"]
+    dataset = Dataset.from_artifact(views[mapped_at])
     rows = mapped_rows(dataset, settings.images)
-    images, labels = dataset.images[rows], dataset.labels[rows]
+    labels = dataset.labels[rows]
     n, num_classes, k = len(rows), len(dataset.class_names), settings.neighbours
     check_queries(settings.queries, n)
     everyone = np.arange(n)
@@ -428,13 +430,14 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
     mapped: dict[str, Any] = {}
     # each model's unit layers by module path, in config order (its `layers` setting; empty: automatic)
     chosen = params.get("layers") or []
-    for position, art in enumerate(model_arts or (mapped_art,)):
+    for position, (view, art) in enumerate(zip(views, model_arts, strict=True)):
         start = time.perf_counter()
         trained = load_model(art.file(art.manifest["file"]), device)
-        own = chosen[position] if model_arts and position < len(chosen) else []
+        images = (dataset if position == mapped_at else Dataset.from_artifact(view)).images[rows]
+        own = chosen[position] if position < len(chosen) else []
         fc = [layer for layer in unit_layers(trained.network, trained.input_shape, own) if layer.kind == "fc"]
         paths = [layer.path for layer in fc]
-        is_mapped = art.key == mapped_art.key and not mapped
+        is_mapped = position == mapped_at
         if is_mapped:
             name, path = mapped_layer(trained.network, trained.input_shape, settings.layer, paths=own)
             paths += [path] if path not in paths else []
@@ -478,7 +481,7 @@ def clusters_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
              confidence=confidence.astype(np.float32), xy=xy, cells=cells, neighbours=neighbours,
              distances=distances, queries=queries, knn_queries=queried, knn_descriptor=right_desc, knn_map=right_map)
     summary = {
-        "model": mapped["position"], "key": mapped_art.key, "layer": mapped["name"], "path": mapped["path"],
+        "model": mapped["position"], "key": model_arts[mapped_at].key, "layer": mapped["name"], "path": mapped["path"],
         "dims": int(x.shape[1]) if n else 0, "images": settings.images, "count": n, "classes": num_classes,
         "no_variation": no_variation(x),
         "class_counts": np.bincount(labels, minlength=num_classes).tolist(),

@@ -16,12 +16,12 @@ CLUSTER_FIGURES = Stage("clusters-figures", draw.clusters_figures_stage)
 
 def build(ctx: BuildContext) -> Section:
     cfg = ctx.cfg
-    # keyed on the mapped model's artifact, not its display name, and on t-SNE's thread count, which
+    # keyed on the mapped model's position, not its display name, and on t-SNE's thread count, which
     # changes the map (float sums split across threads round differently); the batch size is speed only
     computed = ctx.run(CLUSTERS, {"clusters": dataclasses.replace(cfg.clusters, model=""), "device": ctx.device,
                                   "tsne_threads": cfg.build.workers or compute.TSNE_THREADS,
-                                  "layers": [list(m.layers) for m in cfg.models]},
-                       ctx.dataset_art, ctx.records[present.mapped_model(cfg)].model, *(r.model for r in ctx.records),
+                                  "layers": [list(m.layers) for m in cfg.models], "mapped": present.mapped_model(cfg)},
+                       *(art for r in ctx.records for art in (r.data, r.model)),
                        label="clusters", runtime={"batch_size": cfg.evaluate.batch_size})
     pictures = ctx.run(CLUSTER_FIGURES, {}, ctx.dataset_art, computed, label="clusters figures")
     return present.section(cfg, ctx.records, ctx.dataset.class_names, computed, pictures)

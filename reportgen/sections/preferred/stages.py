@@ -26,7 +26,7 @@ def build(ctx: BuildContext) -> Section:
                                             "precision": compute.ascent_precision(cfg.preferred.precision,
                                                                                   ctx.device),
                                             "layers": list(m.layers)},
-                                ctx.dataset_art, r.model, label=f"preferred inputs {r.name}"))
+                                r.data, r.model, label=f"preferred inputs {r.name}"))
         drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
                                                  "fps": cfg.preferred.movie_fps},
                              computed[-1], label=f"preferred figures {r.name}"))

@@ -27,11 +27,11 @@ def build(ctx: BuildContext) -> Section:
     for r, m, (probs, labels) in zip(ctx.records, cfg.models, predictions, strict=True):
         chosen = compute.movie_images(labels, probs, settings)
         art = ctx.run(RESPONSES, {"responses": settings, "images": chosen, "device": ctx.device,
-                                  "layers": list(m.layers)}, ctx.dataset_art,
+                                  "layers": list(m.layers)}, r.data,
                       r.model, label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
         computed.append(art)
         drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
-                             ctx.dataset_art, art, label=f"response figures {r.name}"))
+                             r.data, art, label=f"response figures {r.name}"))
     return present.section(cfg.responses, ctx.records, computed, drawn)
 
 
