@@ -110,6 +110,10 @@ std = [0.229, 0.224, 0.225]
         units = sum(layer["units"] for layer in summary["layers"])
         print(f"section 2 coverage: {shown} of {units} units ({100 * shown / units:.0f}%): " + ", ".join(
             f"{layer['name']} {layer['shown']}/{layer['units']}" for layer in summary["layers"]))
+        print("section 2 seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds"].items()))
+        windowed = [f"{layer['name']} {bottom - top}x{right - left}" for layer in summary["layers"]
+                    if layer.get("window") for top, left, bottom, right in [layer["window"][:4]]]
+        print("receptive-field windows: " + (", ".join(windowed) or "none"))
     print(f"site: {tmp / 'site'}")
 
 

@@ -71,18 +71,20 @@ def create_model(arch: str, *, in_channels: int, image_size: int, num_classes: i
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file as people save them: `torch.save(model.state_dict(), path)`,
     from a DataParallel/DistributedDataParallel model (every key prefixed 'module.'), or a training
-    checkpoint holding them under 'state_dict' or 'model'. Read with weights_only=True: nothing but
-    tensors and plain containers is ever unpickled."""
+    checkpoint holding them under 'state_dict' or 'model'; or a safetensors file (the Hugging Face
+    format timm and the Hub publish weights in). Read with weights_only=True, or by safetensors,
+    which stores tensors and no code: nothing but tensors and plain containers is ever unpickled."""
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
     if torchscript.is_archive(path):
         raise ModelError(f"{path}: a TorchScript archive (torch.jit.save), not a state dict: set arch = "
                          f"'{TORCHSCRIPT}' and train = false to report on it as it is")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _read_safetensors(path) if _is_safetensors(path) else \
+            torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many unrelated types (pickle, zip, runtime) for a non-weights file
         raise ModelError(f"{path}: cannot read weights ({e.__class__.__name__}); expected a state dict saved "
-                         "with torch.save(model.state_dict(), path)") from None
+                         "with torch.save(model.state_dict(), path) or a .safetensors file") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -92,6 +94,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its JSON header's length (8 bytes, little-endian), then '{'."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path, device="cpu")
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:

@@ -228,3 +228,18 @@ def check_compatible(path: Path, data: Dataset, where: str) -> None:
         load_model(path, torch.device("cpu"))  # do its weights fit? Know now, not after training the others
     except ModelError as e:
         raise ModelError(f"{where}: {e}") from None
+
+
+def resolve_precision(choice: str, device: str) -> str:
+    """A precision setting (preferred.precision, responses.precision) resolved for `device` ('cpu' or
+    'cuda'): 'auto' is bfloat16 where the hardware computes in it natively (elsewhere torch emulates
+    it, slower than float32)."""
+    if choice != "auto":
+        return choice
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    try:
+        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):  # a build of torch without oneDNN's check
+        native = False
+    return "bfloat16" if native else "float32"

@@ -62,11 +62,13 @@ class Objective:
         return self + (-other)
 
 
-def unit_activation(output: torch.Tensor, channels: torch.Tensor, reduce: str = "center") -> torch.Tensor:
+def unit_activation(output: torch.Tensor, channels: torch.Tensor, reduce: str = "center",
+                    center: tuple[int, int] | None = None) -> torch.Tensor:
     """Row i's activation of unit channels[i] in a layer output of shape (N, C, H, W) or (N, F).
 
-    For conv channels `reduce` picks the centre neuron ('center', at H//2, W//2), the spatial mean
-    ('mean') or the spatial maximum ('max'); an FC feature is its own value whatever `reduce` says.
+    For conv channels `reduce` picks the centre neuron ('center', at H//2, W//2, or at `center` for an
+    output computed from a crop of the image), the spatial mean ('mean') or the spatial maximum
+    ('max'); an FC feature is its own value whatever `reduce` says.
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduce!r}; known: {', '.join(REDUCTIONS)}")
@@ -75,14 +77,17 @@ def unit_activation(output: torch.Tensor, channels: torch.Tensor, reduce: str = 
     if picked.dim() == 1:
         return picked
     if reduce == "center":
-        return picked[:, picked.shape[1] // 2, picked.shape[2] // 2] if picked.dim() == 3 else \
-            picked.reshape(len(rows), -1)[:, picked[0].numel() // 2]
+        if picked.dim() == 3:
+            row, col = center or (picked.shape[1] // 2, picked.shape[2] // 2)
+            return picked[:, row, col]
+        return picked.reshape(len(rows), -1)[:, picked[0].numel() // 2]
     spatial = picked.reshape(len(rows), -1)
     return spatial.mean(dim=1) if reduce == "mean" else spatial.amax(dim=1)
 
 
-def units(rows: Sequence[Unit], reduce: str = "center") -> Objective:
-    """Row i scores the activation of rows[i]; rows may come from different layers."""
+def units(rows: Sequence[Unit], reduce: str = "center", center: tuple[int, int] | None = None) -> Objective:
+    """Row i scores the activation of rows[i]; rows may come from different layers (`center`: where
+    the centre neuron is, for rows of one layer run on a crop of the image)."""
     if reduce not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduce!r}; known: {', '.join(REDUCTIONS)}")
     groups: dict[str, list[int]] = {}
@@ -99,7 +104,7 @@ def units(rows: Sequence[Unit], reduce: str = "center") -> Objective:
         for path in groups:
             output = outputs[path]
             mine = output if len(groups) == 1 else output[members_t[path].to(output.device)]
-            parts.append(unit_activation(mine, channels[path], reduce))
+            parts.append(unit_activation(mine, channels[path], reduce, center))
         return torch.cat(parts)[back.to(parts[0].device)]
 
     return Objective(score, frozenset(groups), f"units({len(rows)}, {reduce})")

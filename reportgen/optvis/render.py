@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 
@@ -23,6 +23,7 @@ from reportgen.optvis.hooks import eval_mode, forward_to, relus_replaced
 from reportgen.optvis.objectives import REDUCTIONS, Objective, Unit, units
 from reportgen.optvis.param import PARAMETERIZATIONS, make_param
 from reportgen.optvis.transforms import draw_shifts, roll_rows
+from reportgen.optvis.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
            mean: float | Sequence[float], std: float | Sequence[float], settings: Settings | None = None,
            seed: int | Sequence[int] = 0, chunk_size: int = DEFAULT_CHUNK_SIZE, maxima: UnitMaxima | None = None,
            extra: Objective | None = None, flat_margin: float = 0.1,
-           precision: torch.dtype = torch.float32) -> Rendering:
+           precision: torch.dtype = torch.float32, windows: Mapping[str, Window] | None = None) -> Rendering:
     """Preferred input of each unit (input_shape = (C, H, W)), optimized `chunk_size` units at a time.
 
     `precision` is what the network runs in during the ascent (torch.bfloat16: autocast, the image,
@@ -208,8 +209,11 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
 
     `seed` is one seed for all rows or one per unit (e.g. the same unit three times with three seeds).
     `extra` is added to every row's unit objective (e.g. `image_l2(0.1)`); records always report the
-    plain unit activation. A unit is flat when reached - start < flat_margin * max(|start|, best real
-    activation, 1e-6): the optimization failed to raise it by a useful amount.
+    plain unit activation. `windows` maps a conv layer's path to the receptive-field crop its centre
+    neuron sees (`window.center_window`): with the 'center' objective, that layer's rows run the
+    network on the crop only, which changes nothing but the cost. A unit is flat when reached - start
+    < flat_margin * max(|start|, best real activation, 1e-6): the optimization failed to raise it by a
+    useful amount.
 
     Batch composition changes nothing in the algorithm (noise, jitter, regularizers are per row), but
     kernels may round differently for different batch sizes (~1e-7). That stays invisible unless a
@@ -232,18 +236,24 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
     s = torch.tensor(_channel_stats(std, c), device=device, dtype=dtype).view(1, c, 1, 1)
     bounds = ((0 - m) / s, (1 - m) / s)
 
-    # rows of one layer together, so a chunk rarely runs deeper than its own units need
+    # rows of one layer together, so a chunk rarely runs deeper than its own units need; a layer run
+    # on its window gets chunks of its own, since the network then takes a crop of the image
     first_seen = {path: i for i, path in reversed(list(enumerate(u.path for u in units_)))}
     order = sorted(range(len(units_)), key=lambda i: first_seen[units_[i].path])
+    windows = dict(windows or {}) if settings.reduce == "center" and not (extra and extra.paths) else {}
+    whole = [i for i in order if units_[i].path not in windows]
+    batches = [(whole[b:b + chunk_size], None) for b in range(0, len(whole), chunk_size)]
+    for path in dict.fromkeys(units_[i].path for i in order if units_[i].path in windows):
+        mine = [i for i in order if units_[i].path == path]
+        batches += [(mine[b:b + chunk_size], windows[path]) for b in range(0, len(mine), chunk_size)]
     images = torch.empty(len(units_), *input_shape, dtype=dtype)
     starts = torch.empty(len(units_), dtype=torch.float64)
     reached = torch.empty(len(units_), dtype=torch.float64)
     with frozen(model):
-        for begin in range(0, len(order), chunk_size):
-            rows = order[begin:begin + chunk_size]
-            log.debug("optvis: units %d-%d of %d", begin, begin + len(rows) - 1, len(units_))
+        for rows, window in batches:
+            log.debug("optvis: %d units of %s%s", len(rows), units_[rows[0]].path, " (windowed)" if window else "")
             chunk = _optimize(model, [units_[i] for i in rows], [seeds[i] for i in rows], tuple(input_shape),
-                              settings, bounds, device, dtype, extra, precision)
+                              settings, bounds, device, dtype, extra, precision, window)
             images[rows] = chunk[0].cpu()
             starts[rows] = chunk[1].double().cpu()
             reached[rows] = chunk[2].double().cpu()
@@ -260,19 +270,21 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
 
 def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,
               bounds: tuple[torch.Tensor, torch.Tensor], device: torch.device, dtype: torch.dtype,
-              extra: Objective | None, precision: torch.dtype = torch.float32
+              extra: Objective | None, precision: torch.dtype = torch.float32, window: Window | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One batch, row i for unit rows[i]: (final images, activation at start, activation reached)."""
+    """One batch, row i for unit rows[i]: (final images, activation at start, activation reached).
+    With a `window` the network sees only that crop of each (whole, jittered) image."""
     generators = [torch.Generator().manual_seed(row_seed(s, u)) for s, u in zip(seeds, rows, strict=True)]
     # noise first, then the jitter draws: a row's start does not depend on steps or jitter
     init = torch.cat([starting_noise(g, shape, settings) for g in generators]).to(device=device, dtype=dtype)
     init = torch.maximum(torch.minimum(init, bounds[1]), bounds[0]) if settings.clamp else init
     shifts = torch.stack([draw_shifts(g, settings.steps, settings.jitter) for g in generators])  # (N, steps, 2)
 
-    activation = units(rows, settings.reduce)
+    activation = units(rows, settings.reduce, (window.row, window.col) if window else None)
     objective = activation + extra if extra is not None else activation
     paths = sorted(objective.paths | activation.paths)
-    start = activation(forward_to(model, init, paths, grad=False), init)
+    seen_by_net = window.crop if window else lambda x: x
+    start = activation(forward_to(model, seen_by_net(init), paths, grad=False), init)
 
     param = make_param(settings.param, init)
     optimizer = torch.optim.Adam(param.params, lr=settings.lr)
@@ -286,7 +298,7 @@ def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple
             seen = roll_rows(image, shifts[:, step]) if settings.jitter > 0 else image
             # rows are independent, so the sum's gradient is each row's own gradient
             with torch.autocast(device.type, dtype=precision, enabled=precision != dtype):
-                loss = -objective(forward_to(model, seen, paths), seen).float().sum()
+                loss = -objective(forward_to(model, seen_by_net(seen), paths), seen).float().sum()
             loss.backward()
             optimizer.step()
             with torch.no_grad():
@@ -295,7 +307,7 @@ def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple
 
     with torch.no_grad():
         final = param.image_fn().detach()
-        end = activation(forward_to(model, final, paths, grad=False), final)
+        end = activation(forward_to(model, seen_by_net(final), paths, grad=False), final)
     return final, start.detach(), end
 
 

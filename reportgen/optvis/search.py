@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -25,6 +25,7 @@ from torch import nn
 from reportgen.optvis.objectives import Unit
 from reportgen.optvis.regularizers import high_frequency_energy
 from reportgen.optvis.render import DEFAULT_CHUNK_SIZE, Settings, UnitMaxima, render
+from reportgen.optvis.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +99,12 @@ def search(model: nn.Module, groups: Sequence[Sequence[Unit]], trials: int, seed
            input_shape: tuple[int, int, int], mean: float | Sequence[float], std: float | Sequence[float],
            maxima: Sequence[UnitMaxima], base: Settings | None = None, space: SearchSpace | None = None,
            chunk_size: int = DEFAULT_CHUNK_SIZE, precision: torch.dtype = torch.float32,
-           progress: Callable[[list[Settings]], Iterable[Settings]] = iter) -> SearchResult:
+           progress: Callable[[list[Settings]], Iterable[Settings]] = iter,
+           windows: Mapping[str, Window] | None = None) -> SearchResult:
     """Draw `trials` settings from `space` and render every group's units with each, all groups in one
     batch and from the same starting noise (`seed`); each group is scored on its own units and keeps its
     best trial, so a trial costs one render for every layer instead of one per layer. `maxima[i]` are
-    group i's real-image maxima; `precision` as `render`'s. Deterministic: the draws come from `seed + 1`,
+    group i's real-image maxima; `precision` and `windows` as `render`'s. Deterministic: the draws come from `seed + 1`,
     apart from the noise."""
     if trials < 1:
         raise ValueError("trials must be >= 1")
@@ -117,7 +119,8 @@ def search(model: nn.Module, groups: Sequence[Sequence[Unit]], trials: int, seed
         if not units_:
             break
         rendering = render(model, units_, input_shape, mean=mean, std=std, settings=drawn, seed=seed,
-                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak), precision=precision)
+                           chunk_size=chunk_size, maxima=UnitMaxima(best, peak), precision=precision,
+                           windows=windows)
         reached = torch.tensor([r.reached for r in rendering.records])
         # energy measured on what readers see, so channels weigh alike whatever their input std
         shown = torch.from_numpy(rendering.display).permute(0, 3, 1, 2).float() / 255

@@ -60,6 +60,14 @@ def test_state_dicts_as_people_save_them_are_unwrapped(tmp_path: Path) -> None:
         torch.save(saved, tmp_path / f"{name}.pth")
         loaded = read_state_dict(tmp_path / f"{name}.pth")
         assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state), name
+    from safetensors.torch import save_file
+
+    save_file({"module." + k: v.contiguous() for k, v in state.items()}, tmp_path / "hub.safetensors")
+    loaded = read_state_dict(tmp_path / "hub.safetensors")
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+    (tmp_path / "torn.safetensors").write_bytes((tmp_path / "hub.safetensors").read_bytes()[:200])
+    with pytest.raises(ModelError, match="torn.safetensors: cannot read weights"):
+        read_state_dict(tmp_path / "torn.safetensors")
     torch.save(nn.Linear(2, 2), tmp_path / "pickled-module.pth")  # a whole pickled object: never unpickled
     with pytest.raises(ModelError, match="pickled-module.pth: cannot read weights"):
         read_state_dict(tmp_path / "pickled-module.pth")

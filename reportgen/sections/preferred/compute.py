@@ -28,7 +28,17 @@ from reportgen.config import PreferredConfig
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
-from reportgen.optvis import DEFAULT_CHUNK_SIZE, SearchSpace, Settings, Unit, UnitMaxima, render, unit_maxima
+from reportgen.optvis import (
+    DEFAULT_CHUNK_SIZE,
+    SearchSpace,
+    Settings,
+    Unit,
+    UnitMaxima,
+    Window,
+    center_window,
+    render,
+    unit_maxima,
+)
 from reportgen.optvis.search import SearchResult, search
 from reportgen.progress import track
 
@@ -72,7 +82,10 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
     base = Settings(steps=cfg.steps, reduce=cfg.objective,
                     param="fourier" if cfg.parameterization == "search" else cfg.parameterization)
     space = SearchSpace(params=("pixel", "fourier") if cfg.parameterization == "search" else (cfg.parameterization,))
-    searched = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size, precision)
+    fields = receptive_fields(net, shape)
+    windows = receptive_windows(net, layers, fields, shape) if cfg.objective == "center" else {}
+    clock["windows"] = time.perf_counter()
+    searched = _search(net, layers, per_layer, cfg, base, space, shape, mean, std, chunk_size, precision, windows)
     trials, searches = searched.trials, searched.groups
     clock["search"] = time.perf_counter()
 
@@ -90,7 +103,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
         best, peak = per_layer[i].best[shown], per_layer[i].peak[shown]
         rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
                            seed=[cfg.seed + s for _ in shown for s in range(seeds)],
-                           chunk_size=chunk_size, precision=precision,
+                           chunk_size=chunk_size, precision=precision, windows=windows,
                            maxima=UnitMaxima(best.repeat_interleave(seeds), peak.repeat_interleave(seeds)))
         records = rendering.records
         per_unit = (len(shown), seeds)
@@ -104,7 +117,6 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
     clock["render"] = time.perf_counter()
     np.savez_compressed(folder / "preferred.npz", **arrays)
 
-    fields = receptive_fields(net, shape)
     weights = {f"edges_{i}": w for i, w in enumerate(incoming_weights(net, layers, shape[0])) if w is not None}
     first = _weight_module(net, layers[0])
     if isinstance(first, nn.Conv2d):
@@ -127,9 +139,11 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
                     "units": layer.units, "shown": len(results[i].unit),
                     "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
                     "box": _crop(layer, fields, shape, cfg.objective),
+                    "window": list(vars(windows[layer.path]).values()) if layer.path in windows else None,
                     "settings": chosen[i].as_dict(), "search": vars(searches[i])}
                    for i, layer in enumerate(layers)],
-        "seconds": {"load_and_maxima": clock["maxima"] - clock["start"], "search": clock["search"] - clock["maxima"],
+        "seconds": {"load_and_maxima": clock["maxima"] - clock["start"], "windows": clock["windows"] - clock["maxima"],
+                    "search": clock["search"] - clock["windows"],
                     "render": clock["render"] - clock["search"]},
         "cpu_seconds": time.process_time() - cpu,
         "threads": torch.get_num_threads(),
@@ -144,7 +158,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,
             space: SearchSpace, shape: tuple[int, int, int], mean: list[float], std: list[float],
-            chunk_size: int, precision: torch.dtype) -> SearchResult:
+            chunk_size: int, precision: torch.dtype, windows: dict[str, Window]) -> SearchResult:
     """Random search (Bergstra and Bengio 2012, `optvis.search`) on a sample of each layer's live units:
     a dead unit has no test-image activation to compare a reconstruction with."""
     rng = random.Random(cfg.seed)
@@ -155,8 +169,22 @@ def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], c
     groups = [[Unit(layer.path, i) for i in sample] for layer, sample in zip(layers, samples, strict=True)]
     sampled = [UnitMaxima(m.best[s], m.peak[s]) for m, s in zip(maxima, samples, strict=True)]
     return search(net, groups, cfg.trials, cfg.seed, input_shape=shape, mean=mean, std=std, maxima=sampled,
-                  base=base, space=space, chunk_size=chunk_size, precision=precision,
+                  base=base, space=space, chunk_size=chunk_size, precision=precision, windows=windows,
                   progress=lambda trials: track(trials, desc="regularizer search", unit="trial"))
+
+
+def receptive_windows(net: nn.Module, layers: list[UnitLayer], fields: dict[str, Any],
+                      shape: tuple[int, int, int]) -> dict[str, Window]:
+    """The crop each conv layer's centre neuron sees, for the layers where running the network on it
+    alone reproduces the whole image's activations (`optvis.center_window`)."""
+    windows = {}
+    for layer in layers:
+        if layer.kind == "conv" and len(layer.shape) == 3 and layer.path in fields:
+            field = fields[layer.path]
+            box = receptive_box(field, (layer.shape[1] // 2, layer.shape[2] // 2), tuple(shape[1:]))
+            if (window := center_window(net, layer.path, shape, box, field.jump)) is not None:
+                windows[layer.path] = window
+    return windows
 
 
 def shown_units(units: int, cap: int) -> np.ndarray:
@@ -266,17 +294,3 @@ def keyed(cfg: PreferredConfig) -> PreferredConfig:
     on their own (resolved against build.workers and the machine), and the edges and frame rate only
     change drawings."""
     return replace(cfg, threads=0, precision="", edges=0, movie_fps=0)
-
-
-def ascent_precision(choice: str, device: str) -> str:
-    """preferred.precision resolved for `device` ('cpu' or 'cuda'): 'auto' is bfloat16 where the
-    hardware computes in it natively (elsewhere torch emulates it, slower than float32)."""
-    if choice != "auto":
-        return choice
-    if device == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    try:
-        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except (AttributeError, RuntimeError):  # a build of torch without oneDNN's check
-        native = False
-    return "bfloat16" if native else "float32"

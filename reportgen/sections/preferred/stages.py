@@ -4,6 +4,7 @@ pictures (draw); then the presentation."""
 from __future__ import annotations
 
 from reportgen.cache import Stage
+from reportgen.nets.checkpoint import resolve_precision
 from reportgen.report.pages import Section
 from reportgen.sections.base import BuildContext, SectionSpec
 from reportgen.sections.preferred import compute, draw, present
@@ -23,7 +24,7 @@ def build(ctx: BuildContext) -> Section:
         # differently; so is the precision the machine runs the ascent in
         computed.append(ctx.run(PREFERRED, {"preferred": compute.keyed(cfg.preferred), "device": ctx.device,
                                             "threads": cfg.preferred.threads or cfg.build.workers or DEFAULT_THREADS,
-                                            "precision": compute.ascent_precision(cfg.preferred.precision,
+                                            "precision": resolve_precision(cfg.preferred.precision,
                                                                                   ctx.device),
                                             "layers": list(m.layers)},
                                 r.data, r.model, label=f"preferred inputs {r.name}"))

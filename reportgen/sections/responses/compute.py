@@ -138,8 +138,10 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
                     batch_size: int = 200) -> dict[str, Any]:
     """One model's section-3 data (see the module docstring). `params`: `choose`'s settings, the test
     images of `movie_images` (chosen from the evaluate stage's predictions, so a new uncertainty
-    threshold, which re-evaluates, changes no key here) and the device."""
+    threshold, which re-evaluates, changes no key here), the device and the precision of guided
+    backpropagation."""
     settings, chosen = params["responses"], params["images"]
+    precision = getattr(torch, params.get("precision", "float32"))
     device = torch.device(params["device"])
     images, labels = Dataset.from_artifact(dataset_art).part("test")
     trained = load_model(model_art.file(model_art.manifest["file"]), device)
@@ -178,7 +180,8 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         rows = sorted((u, j) for u, j in wanted if layer.top_image[u, j] >= 0)
         frames.append(LayerFrames(units=units, top=layer.top_image, peak=layer.top_value,
                                   grad_rows=np.asarray(rows, np.int64).reshape(-1, 2),
-                                  grads=top_patch_gradients(trained.network, layer, rows, images, mean, std)))
+                                  grads=top_patch_gradients(trained.network, layer, rows, images, mean, std,
+                                                            precision=precision)))
         boxes = top_patch_boxes(rf, layer, side) if rf is not None and layer.kind == "conv" else None
         layers_info.append({"name": layer.name, "kind": layer.kind, "units": layer.units,
                             "shape": list(layer.shape), "rf": size, "rf_box": boxes, "sample": sample})

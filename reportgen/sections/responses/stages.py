@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from reportgen.cache import Stage
+from reportgen.nets.checkpoint import resolve_precision
 from reportgen.report.pages import Section
 from reportgen.sections.base import BuildContext, SectionSpec
 from reportgen.sections.responses import compute, draw, present
@@ -27,6 +28,7 @@ def build(ctx: BuildContext) -> Section:
     for r, m, (probs, labels) in zip(ctx.records, cfg.models, predictions, strict=True):
         chosen = compute.movie_images(labels, probs, settings)
         art = ctx.run(RESPONSES, {"responses": settings, "images": chosen, "device": ctx.device,
+                                  "precision": resolve_precision(cfg.responses.precision, ctx.device),
                                   "layers": list(m.layers)}, r.data,
                       r.model, label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
         computed.append(art)
