@@ -14,7 +14,7 @@ from pathlib import Path
 from reportgen import __version__
 from reportgen.builds import BuildResult, up_to_date
 from reportgen.config import ConfigError, load_config
-from reportgen.errors import DataError, EvaluateError, LayerError, ModelError, SettingError, SiteError
+from reportgen.errors import DataError, EvaluateError, LayerError, ModelError, Problems, SettingError, SiteError
 
 log = logging.getLogger("reportgen")
 INPUT_ERRORS = (DataError, ModelError, SiteError, EvaluateError, LayerError)
@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingError as e:  # a setting the model or data cannot meet: a config problem
         print(f"reportgen: error: {e}", file=sys.stderr)
         return 2
+    except Problems as e:  # several found before any model trained: all of them, one line each
+        print(f"reportgen: error: {len(e.problems)} problems found before training anything:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2 if e.settings_only else 1
     except INPUT_ERRORS as e:
         print(f"reportgen: error: {e}", file=sys.stderr)
         return 1

@@ -33,3 +33,17 @@ class EvaluateError(Exception):
 
 class SiteError(Exception):
     """An output folder or template problem."""
+
+
+class Problems(Exception):
+    """Several of the errors above, found by the checks that run before any model trains, reported
+    together (one line each) so that one mistake does not hide the next."""
+
+    def __init__(self, problems: list[Exception]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(map(str, problems)))
+
+    @property
+    def settings_only(self) -> bool:
+        """All of them config problems (exit 2, as for one SettingError)."""
+        return all(isinstance(p, SettingError) for p in self.problems)

@@ -22,7 +22,7 @@ import torch
 from reportgen import builds
 from reportgen.cache import Artifact, Cache, Stage
 from reportgen.config import TORCHSCRIPT, USER_CLASS, Config, DataConfig, ModelConfig
-from reportgen.errors import SettingError, SiteError
+from reportgen.errors import DataError, EvaluateError, Problems, SettingError, SiteError
 from reportgen.nets import architectures, data, imported, train
 from reportgen.nets.architectures import ModelError
 from reportgen.nets.checkpoint import arch_kwargs, check_compatible, load_model, pick_device, read_checkpoint
@@ -226,31 +226,51 @@ def _check_inputs(cfg: Config, out: Path) -> None:
 def _check_against_data(cfg: Config, datasets: list[Dataset]) -> None:
     """Settings that name classes, and checkpoints that must fit the data (`datasets`: each model's
     view of it): checked once the data is known and before any model trains, so a mistake in the last
-    model does not cost the first's training."""
-    dataset = datasets[0]
-    data.Augmenter(cfg.data.augment, dataset.class_names)
-    evaluate.check_group(cfg.evaluate, dataset.class_names)
-    for index, m in enumerate(cfg.models):
-        dataset = datasets[index]
-        if m.checkpoint:
-            path = cfg.resolve(m.checkpoint)
-            check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
-        elif not m.train:  # the weights must fit the architecture and the classes: known without training
-            try:
-                imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights), output_names(cfg, index))
-            except ModelError as e:
-                raise ModelError(f"models[{index}] ({m.name}): {e}") from None
-        try:  # the unit layers every section shows: chosen, or found in the architecture
-            unit_layers(_untrained(cfg, index, dataset), _input_shape(dataset), m.layers)
-        except LayerError as e:
-            raise SettingError(f"models[{index}]{'.layers' if m.layers else f' ({m.name})'}: {e}") from None
+    model does not cost the first's training. Every problem is found before any is raised: one alone
+    as itself, several as `Problems`."""
+    problems: list[Exception] = []
+
+    def attempt(check: Callable[[], object]) -> bool:
+        try:
+            check()
+        except (DataError, ModelError, SettingError, LayerError, EvaluateError) as e:
+            problems.append(e)
+            return False
+        return True
+
+    classes = datasets[0].class_names
+    attempt(lambda: data.Augmenter(cfg.data.augment, classes))
+    attempt(lambda: evaluate.check_group(cfg.evaluate, classes))
+    usable = [attempt(lambda i=index: _check_model(cfg, i, datasets[i])) for index in range(len(cfg.models))]
     if cfg.responses.enabled:
-        responses_compute.check_classes(cfg.responses, dataset.class_names)
-        if cfg.responses.feature_layer:
-            for index in range(len(cfg.models)):
-                _check_feature_layer(cfg, index, _untrained(cfg, index, datasets[index]), datasets[index])
-    if cfg.clusters.enabled:
-        _check_clusters(cfg, datasets[mapped_model(cfg)])
+        attempt(lambda: responses_compute.check_classes(cfg.responses, classes))
+        if cfg.responses.feature_layer:  # of the models whose own checks passed: the others said why
+            for index in (i for i, ok in enumerate(usable) if ok):
+                attempt(lambda i=index: _check_feature_layer(cfg, i, _untrained(cfg, i, datasets[i]), datasets[i]))
+    if cfg.clusters.enabled and usable[mapped_model(cfg)]:
+        attempt(lambda: _check_clusters(cfg, datasets[mapped_model(cfg)]))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise Problems(problems)
+
+
+def _check_model(cfg: Config, index: int, dataset: Dataset) -> None:
+    """A checkpoint must fit the data, loaded weights their architecture and the classes, and the unit
+    layers (chosen, or found in the architecture) must exist."""
+    m = cfg.models[index]
+    if m.checkpoint:
+        path = cfg.resolve(m.checkpoint)
+        check_compatible(path, dataset, f"models[{index}].checkpoint ({path})")
+    elif not m.train:  # the weights must fit the architecture and the classes: known without training
+        try:
+            imported.build(_arch(cfg, m), m, dataset, cfg.resolve(m.weights), output_names(cfg, index))
+        except ModelError as e:
+            raise ModelError(f"models[{index}] ({m.name}): {e}") from None
+    try:
+        unit_layers(_untrained(cfg, index, dataset), _input_shape(dataset), m.layers)
+    except LayerError as e:
+        raise SettingError(f"models[{index}]{'.layers' if m.layers else f' ({m.name})'}: {e}") from None
 
 
 def _untrained(cfg: Config, index: int, dataset: Dataset) -> torch.nn.Module:

@@ -76,3 +76,22 @@ def test_architecture_and_non_finite_mistakes_exit_2_before_any_data_is_read(tmp
     for key in ("models[0].arch", "models[0].lr", "data.seed", "models[1].train"):
         assert f"  {key}: " in err, err
     assert "Traceback" not in err and "photos" not in err
+
+
+def test_every_problem_found_before_training_is_reported_at_once(tmp_path: Path, capsys) -> None:
+    import torch
+    import torchvision
+
+    from tests.conftest import TINY
+
+    # weights of another output count in one entry, and a class of section 3 the data lacks: both said
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=7).state_dict(), tmp_path / "r18.pth")
+    text = TINY.replace('classes = ["0", "1"]', 'classes = ["0", "ten"]').split("[[models]]")[0]
+    text = text.replace("image_size = 16", "image_size = 32\nchannels = 3")
+    (tmp_path / "config.toml").write_text(text + '[[models]]\nname = "R"\narch = "torchvision:resnet18"\n'
+                                                 'weights = "r18.pth"\ntrain = false\n')
+    assert main(["build", "--config", str(tmp_path / "config.toml"), "--quiet"]) == 1  # a weights file: exit 1
+    err = capsys.readouterr().err
+    assert "reportgen: error: 2 problems found before training anything:" in err and "Traceback" not in err
+    assert "r18.pth: these weights do not fit 'torchvision:resnet18'" in err
+    assert "responses.classes: 'ten' is not a class of the data" in err

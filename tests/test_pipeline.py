@@ -12,7 +12,7 @@ import pytest
 from reportgen import cache, pipeline
 from reportgen.builds import BuildResult
 from reportgen.config import ConfigError, load_config
-from reportgen.errors import SettingError, SiteError
+from reportgen.errors import Problems, SettingError, SiteError
 from reportgen.nets.architectures import ModelError
 from reportgen.nets.data import DataError
 from reportgen.report.publish import MARKER
@@ -223,6 +223,34 @@ batch_size = 16
         assert f"<tr><th scope=\"row\">{name}</th>" in html
 
 
+@pytest.mark.parametrize("case", ["class-without-test-images", "constant-images"])
+def test_degenerate_data_still_gives_a_site_that_says_what_is_missing(tmp_path: Path, case: str) -> None:
+    from PIL import Image
+
+    from tests.conftest import TINY
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c, name in enumerate(["a", "b", "c"]):
+            if case == "class-without-test-images" and split == "test" and name == "c":
+                continue
+            (tmp_path / "images" / split / name).mkdir(parents=True)
+            for i in range(10):
+                noisy = np.clip(40 * c + rng.normal(100, 30, (20, 20)), 0, 255)
+                pixels = np.zeros((20, 20)) if case == "constant-images" else noisy
+                Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "images" / split / name / f"{i}.png")
+    text = TINY.replace('source = "mnist5k"', 'source = "folder"\npath = "images"')
+    text = text.replace('classes = ["0", "1"]', 'classes = ["a", "b"]').replace('third = "2"', 'third = "c"')
+    (tmp_path / "config.toml").write_text(text)
+    pipeline.build(load_config(tmp_path / "config.toml", overrides={"preferred.enabled": False}))
+    html = post_html(tmp_path / "site")
+    assert "nan" not in re.sub(r"<[^>]+>", "", html).lower().split()
+    if case == "class-without-test-images":
+        assert "The c class has no test image, so no accuracy is measured for it" in html
+    else:
+        assert "so there is nothing for a map to\narrange" in html or "nothing for a map to arrange" in html
+
+
 def test_a_broken_user_template_is_a_one_line_error(tiny_copy: Path) -> None:
     mine = tiny_copy.parent / "mine"
     (mine / "static").mkdir(parents=True)
@@ -325,7 +353,7 @@ def test_class_settings_and_checkpoints_are_checked_before_any_model_trains(tiny
          "responses.feature_layer: 'conv9' is not a layer of Model I; known: conv1"),
         ("responses.feature_layer", "fc5", "responses.feature_layer: 'fc5' of Model I is not a convolutional layer"),
     ]:
-        with pytest.raises(SettingError, match=re.escape(message)):
+        with pytest.raises((SettingError, Problems), match=re.escape(message)):  # Problems: wrong for both models
             pipeline.build(load_config(tiny_config, overrides={key: value}))
 
 

@@ -90,7 +90,12 @@ def publish(staging: Path, out: Path) -> None:
         where = _in_site(e.filename, staging, out)
         raise SiteError(f"{out}: cannot publish the site ({e.strerror or e}{': ' + where if where else ''}); "
                         "the previous site is unchanged") from None
-    kept = _remove_old_site(old, owned, carried)
+    # the new site is in place: from here on nothing raises, and what cannot be cleared is said as it is
+    kept, stuck = _remove_old_site(old, owned, carried)
+    if stuck:
+        log.warning("%s: published the new site, but %d file%s of the previous one could not be deleted (%s), "
+                    "e.g. %s; they are left in %s, which the next build clears once it can", out, len(stuck),
+                    "s" * (len(stuck) != 1), stuck[0][1], stuck[0][0], old)
     if kept:
         log.warning("%s: kept %d file%s of the previous site that this build could not prove reportgen wrote "
                     "(edited since, or not regular files), e.g. %s", old, len(kept), "s" * (len(kept) != 1), kept[0])
@@ -147,26 +152,37 @@ def _carry_user_files(out: Path, staging: Path, owned: dict[str, str]) -> set[st
     return carried
 
 
-def _remove_old_site(old: Path, owned: dict[str, str], carried: set[str]) -> list[str]:
-    """Delete what a build wrote (and what was carried into the new site) from the old tree; return
-    the files kept, whose folder then stays in place."""
+def _remove_old_site(old: Path, owned: dict[str, str], carried: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Delete what a build wrote (and what was carried into the new site) from the old tree. Return
+    the files kept because no build provably wrote them, and (file, reason) for those that could not be
+    deleted (a read-only folder); the folders holding either stay in place."""
     kept: list[str] = []
+    stuck: list[tuple[str, str]] = []
     for rel, path, real_dir in reversed(list(_walk(old))):
         if real_dir:
             with suppress(OSError):  # not empty: something in it was kept
                 path.rmdir()
-        elif rel in carried or rel == MARKER or _proven(path, rel, owned):
-            path.unlink()
+        elif rel == MARKER:
+            continue  # last, and only once nothing it vouches for is stuck: a later build needs it
+        elif rel in carried or _proven(path, rel, owned):
+            try:
+                path.unlink()
+            except OSError as e:
+                stuck.append((rel, e.strerror or str(e)))
         else:
             kept.append(rel)
+    if not stuck:
+        with suppress(OSError):
+            (old / MARKER).unlink()
     with suppress(OSError):
         old.rmdir()
-    return kept
+    return kept, stuck
 
 
 def _recover(out: Path) -> None:
-    """Clear what builds killed while publishing left beside `out`: a staged tree is dropped, and a
-    previous site moved aside is renamed back when no site took its place."""
+    """Clear what builds killed or refused while publishing left beside `out`: a staged tree is dropped;
+    a previous site moved aside is renamed back when no site took its place, and otherwise loses the
+    files its own marker proves a build wrote (what a read-only folder kept a publish from deleting)."""
     if not out.parent.is_dir():
         return
     for leftover in sorted(out.parent.glob(f".{glob.escape(out.name)}.*-*")):
@@ -178,6 +194,17 @@ def _recover(out: Path) -> None:
         if kind == "old" and not out.exists() and (leftover / MARKER).is_file():
             os.rename(leftover, out)
             log.warning("%s: put back the previous site, which an interrupted build had moved aside", out)
+        elif kind == "old" and out.is_dir():
+            try:
+                owned = read_marker(leftover) if (leftover / MARKER).is_file() else {}
+            except SiteError:
+                continue  # which files a build wrote there is unknown: touch nothing
+            if (leftover / MARKER).is_file() and not owned:
+                continue  # a first-format marker proves nothing
+            _, stuck = _remove_old_site(leftover, owned, set())
+            if stuck:
+                log.warning("%s: %d file%s of an earlier site still cannot be deleted (%s), e.g. %s", leftover,
+                            len(stuck), "s" * (len(stuck) != 1), stuck[0][1], stuck[0][0])
         elif kind == "staging":
             shutil.rmtree(leftover, ignore_errors=True)  # only what a build wrote, and links to user files
 

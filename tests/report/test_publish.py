@@ -130,3 +130,27 @@ def test_a_site_moved_aside_by_a_killed_build_is_put_back(tmp_path: Path) -> Non
     (tmp_path / ".site.staging-99999999").mkdir()
     check_output_dir(out)
     assert (out / "index.html").read_text() == "v1" and _beside(out) == []
+
+
+def test_a_previous_site_that_cannot_be_deleted_is_reported_as_it_is_and_cleared_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "site"
+    publish(_stage(tmp_path, {"index.html": "v1", "posts/p/index.html": "post 1"}), out)
+    real_unlink = Path.unlink
+
+    def read_only_posts(self: Path, missing_ok: bool = False) -> None:  # as a read-only folder refuses
+        if "posts" in self.parts and ".site.old-" in str(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only_posts)
+    publish(_stage(tmp_path, {"index.html": "v2", "posts/p/index.html": "post 2"}), out)  # no error: it published
+    assert (out / "index.html").read_text() == "v2" and (out / "posts/p/index.html").read_text() == "post 2"
+    (left,) = _beside(out)
+    assert "published the new site, but 1 file of the previous one could not be deleted (Permission denied), " \
+           "e.g. posts/p/index.html" in caplog.text
+    assert (tmp_path / left / MARKER).is_file()  # kept, so a later build can still prove what it wrote there
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    os.rename(tmp_path / left, tmp_path / ".site.old-99999999")  # as the next build finds it: its build is gone
+    check_output_dir(out)
+    assert _beside(out) == [] and (out / "index.html").read_text() == "v2"
