@@ -22,6 +22,11 @@ log = logging.getLogger("reportgen")
 _LABEL: ContextVar[str] = ContextVar("stage_label", default="")
 
 
+def current_label() -> str:
+    """The running stage's display label ('' outside a stage), for log lines that are not progress."""
+    return _LABEL.get()
+
+
 @contextmanager
 def stage_label(label: str) -> Iterator[None]:
     """Prefix progress shown while the block runs with `label`."""
@@ -47,15 +52,15 @@ def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: st
                 bar.set_postfix(postfix, refresh=False)
         return
     start = last = time.monotonic()
-    done = 0
+    done = logged = 0
     for item in items:
         yield item
         done += 1
         now = time.monotonic()
         if now - last >= interval:
-            last = now
+            last, logged = now, done
             _log_line(desc, done, total, unit, now - start, postfix)
-    if done:
+    if done and logged != done:  # the final line, unless the last periodic one was already it
         _log_line(desc, done, total, unit, time.monotonic() - start, postfix)
 
 

@@ -25,7 +25,7 @@ from reportgen.config import AugmentConfig, ModelConfig
 from reportgen.nets.architectures import ModelError, create_model
 from reportgen.nets.checkpoint import CHECKPOINT_FORMAT, Normalizer, arch_kwargs, predict, save_checkpoint
 from reportgen.nets.data import Augmenter, Dataset, channel_stats
-from reportgen.progress import track
+from reportgen.progress import current_label, track
 
 log = logging.getLogger("reportgen")
 
@@ -152,7 +152,7 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
             optimizer.step()
             scheduler.step()
             iter_acc.append(float((logits.argmax(1) == y).float().mean()))
-            live["acc"] = f"{np.mean(iter_acc[-20:]):.3f}"
+            live["last-20-batch acc"] = f"{np.mean(iter_acc[-20:]):.3f}"
         if not iter_acc:
             raise ModelError(f"no training step ran: {len(order)} training images in batches of {cfg.batch_size}"
                              + ("; batch norm needs batches of at least 2 images" if batch_norm else ""))
@@ -160,7 +160,9 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         val_acc.append(accuracy(model, x_val, y_val, norm))
         if val_acc[-1] == val_acc[-1] and (best_state is None or val_acc[-1] > val_acc[best_epoch - 1]):
             best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
-        log.info("epoch %d/%d: train acc %.3f, validation acc %.3f", epoch, cfg.epochs,
+        # named by the stage (which model) and saying which accuracy, unlike the progress line's recent one
+        log.info("%sepoch %d/%d: training accuracy %.3f (mean over the epoch), validation accuracy %.3f",
+                 f"{current_label()}: " if current_label() else "", epoch, cfg.epochs,
                  float(np.mean(iter_acc[-max(1, len(batches)):])), val_acc[-1])
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -43,9 +43,40 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "third": names[first["third"]] if first["third"] >= 0 else "",
         "chosen": not cfg.classes,
         "group": first["group"], "min_fraction": first["min_fraction"], "k": first["k"],
-        "threshold": cfg.threshold, "few_classes": len(names) < 10, "classes": len(names),
+        "threshold": cfg.threshold, "few_classes": len(names) < RANK_ALL_BELOW, "classes": len(names),
+        "preference_side": PREFERENCE_SIDE,
     }
     return Section("responses", context, media=list(drawn), atlas=panels)
+
+
+# with fewer classes than this every class is ranked; with more, the table shows at most
+# PREFERENCE_SIDE preferred and PREFERENCE_SIDE avoided ones per layer
+RANK_ALL_BELOW = 10
+PREFERENCE_SIDE = 5
+
+
+def preference_row(ratio: Sequence[float], counts: Sequence[int], names: Sequence[str],
+                   accuracy: Sequence[float | None]) -> dict[str, Any]:
+    """One layer's row of the class-preference table, which cannot contradict its caption for any
+    number of classes: with few classes every class in rank order; with more, up to PREFERENCE_SIDE
+    classes whose ratio (as printed) is above 1 and up to as many below 1, so no class is on both
+    sides and none below 1 is 'preferred'. A class whose printed ratio equals a neighbour's in the
+    ranking is marked as tied."""
+    order = sorted(range(len(names)), key=lambda c: (-ratio[c], -counts[c], c))
+    shown = {c: f"{ratio[c]:.2f}" for c in order}
+    ties = {c for i, c in enumerate(order) if any(shown[c] == shown[order[j]] for j in (i - 1, i + 1)
+                                                  if 0 <= j < len(order))}
+
+    def entry(c: int) -> dict[str, Any]:
+        acc = accuracy[c]
+        return {"name": names[c], "ratio": shown[c], "tie": c in ties,
+                "accuracy": "n/a" if acc is None else _pct(acc)}
+
+    if len(names) < RANK_ALL_BELOW:
+        return {"ranked": [entry(c) for c in order]}
+    preferred = [c for c in order if float(shown[c]) > 1][:PREFERENCE_SIDE]
+    avoided = [c for c in reversed(order) if float(shown[c]) < 1][:PREFERENCE_SIDE]
+    return {"preferred": [entry(c) for c in preferred], "avoided": [entry(c) for c in avoided]}
 
 
 def _pct(value: float, digits: int = 0) -> str:
@@ -70,19 +101,9 @@ def model_context(record: ModelRecord, summary: dict[str, Any], layout: dict[str
     layers = summary["layers"]
     accuracy = summary["accuracy"]
 
-    def entry(c: int, ratio: float) -> dict[str, Any]:
-        acc = accuracy[c]
-        return {"name": names[c], "ratio": f"{ratio:.2f}", "accuracy": "n/a" if acc is None else _pct(acc)}
-
-    preferences = []
-    for layer, prefs in zip(layers, summary["preferences"], strict=True):
-        ratio = prefs["ratio"]
-        preferences.append({
-            "layer": layer["name"], "units": layer["units"], "total": int(sum(prefs["counts"])),
-            "most": [entry(c, ratio[c]) for c in prefs["most"]],
-            "least": [entry(c, ratio[c]) for c in prefs["least"]],
-            "ranked": [entry(c, ratio[c]) for c in prefs["ranked"]],
-        })
+    preferences = [{"layer": layer["name"], "units": layer["units"], "total": int(sum(prefs["counts"])),
+                    **preference_row(prefs["ratio"], prefs["counts"], names, accuracy)}
+                   for layer, prefs in zip(layers, summary["preferences"], strict=True)]
     claims = [_layer_claims(layer, claim, corr, groups, a, b)
               for layer, claim, corr, groups in zip(layers, summary["claims"], summary["class_corr"],
                                                    summary["groups"], strict=True)]

@@ -436,7 +436,7 @@ def class_preferences(responses: Responses, layer: str, n: int = 5) -> ClassPref
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(expected > 0, counts / expected, 0.0)
     order = np.lexsort((np.arange(classes), -counts, -ratio))
-    reverse = np.lexsort((np.arange(classes), counts, ratio))
+    reverse = order[::-1]  # the same ranking read from the bottom: no class is both most and least
     n = min(n, classes)
     return ClassPreferences(rec.name, unit_counts, counts, expected, ratio, order[:n].tolist(), reverse[:n].tolist())
 

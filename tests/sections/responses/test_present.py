@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from reportgen.drawing.video import accelerating_durations, frame_repeats
-from reportgen.sections.responses import compute
+from reportgen.sections.responses import compute, present
 from reportgen.sections.responses.draw import FIRST, FPS, LAST
 from tests.conftest import BuiltSite
 
@@ -52,7 +53,7 @@ def test_class_preference_table_and_counts_add_up(tiny_site: BuiltSite) -> None:
             assert (unit_counts.sum(1) == k).all() and sum(prefs["counts"]) == layer["units"] * k
             assert len(prefs["most"]) == len(prefs["least"]) == 5 and len(prefs["ranked"]) == 10
             assert f'<tr><th scope="row">{layer["name"]}</th><td>' in html
-    assert 'class="preferences"' in html and "Most preferred" in html and "Least preferred" in html
+    assert 'class="preferences"' in html and "Most preferred first" in html and "Most avoided first" in html
 
 
 def test_activated_units_split_at_the_threshold(tiny_site: BuiltSite) -> None:
@@ -91,3 +92,36 @@ def test_atlas_holds_every_unit_with_its_top_patches(tiny_site: BuiltSite) -> No
             if layer["kind"] == "conv":
                 assert f"Receptive field: {layer['rf'][0]}\u00d7{layer['rf'][1]} pixels." in text
 
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10, 30])
+def test_a_preference_row_means_what_its_caption_says_for_any_number_of_classes(classes: int) -> None:
+    rng = np.random.default_rng(classes)
+    ratio = np.round(rng.uniform(0.5, 1.5, classes), 2)
+    ratio[: classes // 3] = 1.0  # ties at exactly the expected count
+    counts = rng.integers(1, 50, classes)
+    names = [f"c{i}" for i in range(classes)]
+    row = present.preference_row(ratio.tolist(), counts.tolist(), names, [0.5] * classes)
+    if classes < present.RANK_ALL_BELOW:  # every class once, in rank order
+        ranked = [e["name"] for e in row["ranked"]]
+        assert sorted(ranked) == sorted(names)
+        assert [float(e["ratio"]) for e in row["ranked"]] == sorted(ratio.tolist(), reverse=True)
+        entries = row["ranked"]
+    else:
+        preferred, avoided = row["preferred"], row["avoided"]
+        assert len(preferred) <= present.PREFERENCE_SIDE and len(avoided) <= present.PREFERENCE_SIDE
+        assert not {e["name"] for e in preferred} & {e["name"] for e in avoided}  # never on both sides
+        assert all(float(e["ratio"]) > 1 for e in preferred) and all(float(e["ratio"]) < 1 for e in avoided)
+        assert [float(e["ratio"]) for e in preferred] == sorted((float(e["ratio"]) for e in preferred), reverse=True)
+        assert [float(e["ratio"]) for e in avoided] == sorted(float(e["ratio"]) for e in avoided)
+        entries = preferred + avoided
+    # a tie is marked exactly when another class prints the same ratio
+    for e in entries:
+        same = sum(f"{r:.2f}" == e["ratio"] for r in ratio)
+        assert e["tie"] == (same > 1), e
+
+
+def test_all_classes_tied_are_neither_preferred_nor_avoided() -> None:
+    names = [f"c{i}" for i in range(12)]
+    row = present.preference_row([1.0] * 12, [9] * 12, names, [None] * 12)
+    assert row == {"preferred": [], "avoided": []}
