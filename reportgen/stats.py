@@ -106,6 +106,21 @@ class McNemarResult:
         """Confidence level of `diff_ci`, the one that matches the test: 1 - alpha."""
         return 1 - self.alpha
 
+    @property
+    def flips(self) -> int | None:
+        """The fewest discordant items that, decided for the other model, reverse the verdict: a
+        significant difference becomes not significant, or a not significant one significant (None
+        when no such shift exists). A verdict a handful of items can reverse is fragile (Walsh et al.
+        2014's fragility index, for the paired test)."""
+        high, low = max(self.b, self.c), min(self.b, self.c)
+        shifts = range(1, high + 1) if self.significant else range(1, low + 1)
+        for k in shifts:
+            more, fewer = (high - k, low + k) if self.significant else (high + k, low - k)
+            p = float(_st.binomtest(more, more + fewer, 0.5).pvalue) if more + fewer else 1.0
+            if (p < self.alpha) != self.significant:
+                return k
+        return None
+
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray, alpha: float = 0.05) -> McNemarResult:
     """Paired comparison of two models from per-item correctness (bool arrays over the same items)."""
@@ -351,6 +366,10 @@ def format_proportion_ci(k: int, n: int, level: float = 0.95) -> str:
             f"{_format_number(100 * low, d)}\u2013{_format_number(100 * high, d)}%)")
 
 
+# a verdict this many discordant items can reverse is called fragile in the post
+FRAGILE = 3
+
+
 def compare_phrase(res: McNemarResult, unit: str = "image", plural: str | None = None,
                    with_ci: bool = False) -> str:
     """The comparison in words, to follow the two accuracies in a sentence.
@@ -370,5 +389,9 @@ def compare_phrase(res: McNemarResult, unit: str = "image", plural: str | None =
         details = (f"{points} {noun}, {_level_label(res.level)} CI "
                    f"{_format_number(100 * low, d)} to {_format_number(100 * high, d)}; {details}")
     verdict = "significant" if res.significant else "not significant"
+    fragile = ""
+    if res.significant and res.flips is not None and res.flips <= FRAGILE:  # as Walsh's index, for a finding
+        fragile = (f", but fragile: {count_noun(res.flips, unit, plural)} decided for the other model would make "
+                   "it not significant")
     return (f"a difference of {images} out of {format_count(res.n)} ({details}), "
-            f"which is {verdict} at the {_level_label(res.alpha)} level")
+            f"which is {verdict} at the {_level_label(res.alpha)} level{fragile}")

@@ -245,6 +245,19 @@ def test_compare_phrase() -> None:
     assert "2 digits out of" in compare_phrase(mcnemar_from_counts(90, 3, 1, 6), unit="digit")
 
 
+def test_a_significant_verdict_a_handful_of_images_can_reverse_is_called_fragile() -> None:
+    near = mcnemar_from_counts(900, 21, 9, 70)  # p = 0.043: one image the other way gives p = 0.072
+    assert near.flips == 1 and compare_phrase(near).endswith(
+        "which is significant at the 5% level, but fragile: 1 image decided for the other model would make it "
+        "not significant")
+    sure = mcnemar_from_counts(900, 40, 1, 59)
+    assert sure.flips > 3 and "fragile" not in compare_phrase(sure)
+    # the shift is real: moving that many images reverses the test
+    k = near.flips
+    assert mcnemar_from_counts(900, 21 - k, 9 + k, 70).p_value >= 0.05
+    assert "fragile" not in compare_phrase(mcnemar_from_counts(956, 20, 12, 12))  # not significant: nothing to break
+
+
 def test_compare_phrase_with_interval() -> None:
     res = mcnemar_from_counts(956, 20, 12, 12)
     low, high = res.diff_ci

@@ -26,6 +26,14 @@ def mapped_model(cfg: Config) -> int:
     return names.index(cfg.clusters.model) if cfg.clusters.model else len(names) - 1
 
 
+def _per_class(counts: list[int]) -> str:
+    """How many mapped images each class has, as a caption says it: 'the 100 images of each class',
+    'the 88 to 112 images of each class'."""
+    low, high = min(counts, default=0), max(counts, default=0)
+    return f"the {format_count(low)} images of each class" if low == high else \
+        f"the {format_count(low)} to {format_count(high)} images of each class"
+
+
 def _percent(fraction: float | None, count: int, k: int) -> str:
     """A precision@k (the fraction of count * k neighbour votes that hit) with the digits those votes carry."""
     if fraction is None or count == 0:
@@ -88,6 +96,7 @@ def section(cfg: Config, models: Sequence[ModelRecord], classes: Sequence[str], 
                     {"src": "figures/" + name, **size} for name, size in figures.items()},
         "page": PAGE, "precision": _precision(summary, models, classes), "knn": _knn(summary["knn"]),
         "timings": summary["timings"], "no_variation": summary.get("no_variation", False),
+        "per_class_text": _per_class(summary["class_counts"]),
     }
     what = f"{format_count(summary['count'])} {'test ' if set_name == 'test' else ''}images"
     page = Page(PAGE, "imagemap.html", {

@@ -21,6 +21,8 @@ from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
 
 FIGURES = "figures/responses"
+# fewest classes whose per-class gaps a bootstrap interval of the correlation gap resamples
+MIN_CLASSES_FOR_INTERVAL = 5
 ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pixels
 
 
@@ -44,7 +46,7 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "chosen": not cfg.classes,
         "group": first["group"], "min_fraction": first["min_fraction"], "k": first["k"],
         "threshold": cfg.threshold, "few_classes": len(names) < RANK_ALL_BELOW, "classes": len(names),
-        "preference_side": PREFERENCE_SIDE,
+        "preference_side": PREFERENCE_SIDE, "min_interval_classes": MIN_CLASSES_FOR_INTERVAL,
     }
     return Section("responses", context, media=list(drawn), atlas=panels)
 
@@ -139,15 +141,19 @@ def _layer_claims(layer: dict[str, Any], claim: dict[str, Any], corr: list[list[
         others = np.delete(matrix[c], c)
         if np.isfinite(matrix[c, c]) and np.isfinite(others).any():
             gaps.append(matrix[c, c] - np.nanmean(others))
-    gap = bootstrap_ci(np.asarray(gaps)) if len(gaps) else None
+    # the interval resamples classes: with too few of them a resample is nearly the sample itself and
+    # the interval would look precise for no reason, so none is given (the table says why)
+    gap = bootstrap_ci(np.asarray(gaps)) if len(gaps) >= MIN_CLASSES_FOR_INTERVAL else None
+    estimate = float(np.mean(gaps)) if gaps else float("nan")
     units = claim["units"]
     single = claim["single_by_class"]
     return {
         "layer": layer["name"], "kind": layer["kind"], "units": units,
         "within": _num(claim["within"]), "between": _num(claim["between"]),
-        "gap": gap.estimate if gap else float("nan"), "gap_low": gap.low if gap else float("nan"),
+        "gap": gap.estimate if gap else estimate, "gap_low": gap.low if gap else float("nan"),
         "gap_high": gap.high if gap else float("nan"),
-        "gap_text": f"{_num(gap.estimate)} [{_num(gap.low)}, {_num(gap.high)}]" if gap else "n/a",
+        "gap_text": f"{_num(gap.estimate)} [{_num(gap.low)}, {_num(gap.high)}]" if gap else
+        (f"{_num(estimate)} (no interval: {len(gaps)} classes)" if gaps else "n/a"),
         "selectivity": _num(claim["mean_selectivity"]), "selective": claim["selective"],
         "group": claim["group"], "group_only": claim["group_only"], "single": claim["single"],
         "single_a": single[a], "single_b": single[b], "none": claim["none"],
@@ -166,6 +172,7 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
         out["correlation"] = {
             "held": low_fc["gap"] > top_conv["gap"],
             "clear": low_fc["gap_low"] > top_conv["gap_high"],
+            "intervals": bool(np.isfinite(low_fc["gap_low"]) and np.isfinite(top_conv["gap_high"])),
             "conv": top_conv, "fc": low_fc,
         }
     hidden = [c for c in claims if c["kind"] == "fc"][:-1] or [c for c in claims if c["kind"] == "fc"]

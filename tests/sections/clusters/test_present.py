@@ -48,6 +48,11 @@ def test_the_post_shows_the_map_the_table_and_links_the_viewer_page(tiny_site: B
     table = section[section.index("<table>"):section.index("</table>")]
     assert table.count('<th scope="row">Model I</th>') == 3 and table.count('<th scope="row">Model II</th>') == 3
     assert table.count('<th scope="col">') == 3 + 10 + 1
+    # the caption's per-class count is the classes' own, not the total
+    counts = summary["class_counts"]
+    per_class = f"the {min(counts)} images of each class" if min(counts) == max(counts) else \
+        f"the {min(counts)} to {max(counts)} images of each class"
+    assert f"averaged over {per_class} ({n} in all)" in section
     # the separation sentence, with the intervals the saved votes give
     for key in ("knn_map", "knn_descriptor"):
         assert html.escape(stats.format_proportion_ci(int(saved[key].sum()), n), quote=False) in section

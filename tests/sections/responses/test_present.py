@@ -125,3 +125,18 @@ def test_all_classes_tied_are_neither_preferred_nor_avoided() -> None:
     names = [f"c{i}" for i in range(12)]
     row = present.preference_row([1.0] * 12, [9] * 12, names, [None] * 12)
     assert row == {"preferred": [], "avoided": []}
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10, 30])
+def test_the_correlation_gap_has_an_interval_only_with_enough_classes_to_resample(classes: int) -> None:
+    rng = np.random.default_rng(classes)
+    corr = rng.uniform(0.1, 0.3, (classes, classes)) + np.eye(classes) * 0.3
+    claim = {"units": 8, "within": 0.5, "between": 0.2, "single_by_class": [0] * classes, "mean_selectivity": 0.1,
+             "selective": 1, "group": 1, "group_only": 0, "single": 2, "none": 0}
+    row = present._layer_claims({"name": "fc5", "kind": "fc"}, claim, corr.tolist(), {}, 0, 1)
+    gaps = [corr[c, c] - np.delete(corr[c], c).mean() for c in range(classes)]
+    assert row["gap"] == pytest.approx(np.mean(gaps))
+    if classes < present.MIN_CLASSES_FOR_INTERVAL:
+        assert np.isnan(row["gap_low"]) and row["gap_text"].endswith(f"(no interval: {classes} classes)")
+    else:
+        assert row["gap_low"] <= row["gap"] <= row["gap_high"] and "[" in row["gap_text"]
