@@ -68,6 +68,7 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
     assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
                             "evaluate Model II", "describe Model II", "figures", "preferred inputs Model I",
                             "preferred figures Model I", "preferred inputs Model II", "preferred figures Model II",
+                            "class units", "class units figures",
                             "responses Model I", "response figures Model I", "responses Model II",
                             "response figures Model II",
                             "clusters", "clusters figures", "site"]

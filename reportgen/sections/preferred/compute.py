@@ -25,7 +25,7 @@ from torch import nn
 
 from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import PreferredConfig
-from reportgen.nets.checkpoint import load_model
+from reportgen.nets.checkpoint import class_probabilities, load_model
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
 from reportgen.optvis import (
@@ -39,6 +39,7 @@ from reportgen.optvis import (
     render,
     unit_maxima,
 )
+from reportgen.optvis.regularizers import high_frequency_energy
 from reportgen.optvis.search import SearchResult, search
 from reportgen.progress import track
 
@@ -294,3 +295,55 @@ def keyed(cfg: PreferredConfig) -> PreferredConfig:
     on their own (resolved against build.workers and the machine), and the edges and frame rate only
     change drawings."""
     return replace(cfg, threads=0, precision="", edges=0, movie_fps=0)
+
+
+def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> dict[str, Any]:
+    """"Deep networks are easily fooled": each model's output-class units ascended with no regularizer
+    at all (pixels, no decay, blur, clipping or jitter; the chosen setting's steps and step size, the
+    same starting noise), beside the regularized inputs of its preferred stage (first seed), with each
+    image's probability of its class under every model and its share of high-frequency energy ->
+    classes.npz, classes.json. `arts`: (model 0, preferred 0, model 1, preferred 1, ...)."""
+    device = torch.device(params["device"])
+    models = [load_model(a.file(a.manifest["file"]), device) for a in arts[0::2]]
+    results = [read(a) for a in arts[1::2]]
+    arrays, summary = {}, {"models": []}
+    for i, (trained, result) in enumerate(zip(models, results, strict=True)):
+        last, inputs = result.summary["layers"][-1], result.layers[-1]
+        chosen = Settings(**last["settings"])
+        bare = Settings(steps=chosen.steps, lr=chosen.lr, param="pixel", reduce=chosen.reduce, decay=0.0, blur_every=0,
+                        norm_clip_pct=0.0, contrib_clip_pct=0.0, jitter=0, init_std=chosen.init_std,
+                        init_blur=chosen.init_blur, clamp=True, redirect_relu=chosen.redirect_relu)
+        norm = trained.normalizer
+        rendering = render(trained.network, [Unit(last["path"], int(u)) for u in inputs.unit], trained.input_shape,
+                           mean=norm.mean.flatten().tolist(), std=norm.std.flatten().tolist(), settings=bare,
+                           seed=params["seed"])
+        images = {"bare": rendering.display, "regularized": inputs.images[:, 0]}
+        entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(),
+                                 "reached": {"bare": [r.reached for r in rendering.records],
+                                             "regularized": inputs.reached[:, 0].tolist()}}
+        for kind, shown in images.items():
+            arrays[f"{kind}_{i}"] = shown
+            pixels = torch.from_numpy(shown).permute(0, 3, 1, 2).float() / 255
+            entry.setdefault("high_frequency", {})[kind] = high_frequency_energy(pixels).tolist()
+            # row c is the unit of class c: its probability under every model, each at its own input
+            entry.setdefault("probability", {})[kind] = [
+                _class_probability(other, shown).tolist() for other in models]
+        summary["models"].append(entry)
+    np.savez_compressed(folder / "classes.npz", **arrays)
+    (folder / "classes.json").write_text(json.dumps(summary, indent=1))
+    return {"models": len(models)}
+
+
+def _class_probability(trained: Any, images: np.ndarray) -> np.ndarray:
+    """The probability a model gives image c of its class c, the images (uint8 NHWC) brought to the
+    model's input size and channels first."""
+    channels, height, width = trained.input_shape
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    if x.shape[1] != channels:
+        x = x.mean(1, keepdim=True) if channels == 1 else x.expand(-1, 3, -1, -1)
+    if tuple(x.shape[2:]) != (height, width):
+        x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        logits = trained.network(trained.normalizer(x.to(trained.normalizer.mean.device)))
+    probs = class_probabilities(logits, trained.outputs).cpu().numpy()
+    return probs[np.arange(len(images)), np.arange(len(images))]

@@ -337,3 +337,36 @@ def _frame(picture: Image.Image, cx: float, cy: float, per_pixel: float) -> np.n
             part = picture.resize((fx1 - fx0, fy1 - fy0), method, box=(ix0, iy0, ix1, iy1), reducing_gap=2.0)
             frame.paste(part, (fx0, fy0))
     return np.asarray(frame)
+
+
+def class_units_figures_stage(folder: Path, params: dict[str, Any], computed: Artifact) -> dict[str, Any]:
+    """Per model, its class units' unregularized and regularized preferred inputs, one column per
+    class: `params` = {"keys": model keys in order, "class_names": the data's classes}."""
+    out = folder / "preferred" / "fooled"
+    out.mkdir(parents=True)
+    sizes = {}
+    with np.load(computed.file("classes.npz")) as arrays:
+        for i, key in enumerate(params["keys"]):
+            path = out / f"{key}.png"
+            fooled_figure(arrays[f"bare_{i}"], arrays[f"regularized_{i}"], params["class_names"], path)
+            with Image.open(path) as image:
+                sizes[key] = list(image.size)
+    return {"sizes": sizes}
+
+
+def fooled_figure(bare: np.ndarray, regularized: np.ndarray, class_names: list[str], path: Path,
+                  side: int = 64) -> None:
+    """Two rows (no regularizer, regularized) of a column per class, the class names on top."""
+    gap, label, head = 6, 118, 22
+    classes = len(bare)
+    canvas = Image.new("RGB", (label + classes * (side + gap), head + 2 * (side + gap)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for c in range(classes):
+        x = label + c * (side + gap)
+        draw.text((x + side / 2, head - 6), fit(class_names[c], side + gap - 2, 12), fill=TEXT, font=font(12),
+                  anchor="ms")
+        for row, images in enumerate((bare, regularized)):
+            canvas.paste(Image.fromarray(_scaled(images[c], side)), (x, head + row * (side + gap)))
+    for row, name in enumerate(("no regularizer", "regularized")):
+        draw.text((label - 8, head + row * (side + gap) + side / 2), name, fill=TEXT, font=font(12), anchor="rm")
+    canvas.save(path)

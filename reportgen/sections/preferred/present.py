@@ -21,7 +21,7 @@ EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
 
 
 def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Artifact],
-            drawn: list[Artifact]) -> Section:
+            drawn: list[Artifact], classes: Artifact, classes_drawn: Artifact) -> Section:
     """The Section record of the post's section 2."""
     contexts, pages, panels = [], [], []
     for model, comp, draw in zip(models, computed, drawn, strict=True):
@@ -40,8 +40,28 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "class_seeds": cfg.class_seeds, "objective": cfg.objective, "parameterization": cfg.parameterization,
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
                "precision": first.get("precision", "float32"),
-               "class_names": first.get("class_names", [])}
-    return Section("preferred", context, pages, list(drawn), panels)
+               "class_names": first.get("class_names", []),
+               "fooled": fooled(models, classes, classes_drawn)}
+    return Section("preferred", context, pages, [*drawn, classes_drawn], panels)
+
+
+def fooled(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -> list[dict[str, Any]]:
+    """Per model, its class units with and without regularizers: each kind's mean probability of the
+    target class under every model, and its mean share of high-frequency energy."""
+    summary = json.loads(classes.file("classes.json").read_text())
+    out = []
+    for model, entry in zip(models, summary["models"], strict=True):
+        width, height = drawn.manifest["sizes"][model.key]
+        kinds = {}
+        for kind in ("bare", "regularized"):
+            probability = np.asarray(entry["probability"][kind], dtype=np.float64)  # (judging model, class)
+            kinds[kind] = {"probability": [{"judge": judge.name, "own": judge.key == model.key,
+                                            "mean": float(row.mean())}
+                                           for judge, row in zip(models, probability, strict=True)],
+                           "high_frequency": float(np.mean(entry["high_frequency"][kind]))}
+        out.append({"name": model.name, "key": model.key, "classes": entry["classes"],
+                    "src": f"figures/preferred/fooled/{model.key}.png", "width": width, "height": height, **kinds})
+    return out
 
 
 def _settings_row(settings: dict[str, Any]) -> dict[str, str]:

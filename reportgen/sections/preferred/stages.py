@@ -14,6 +14,8 @@ PREFERRED = Stage("preferred", compute.preferred_stage)
 # since it is keyed, and both cores of the 2-core machines reportgen is measured on
 DEFAULT_THREADS = 2
 PREFERRED_FIGURES = Stage("preferred-figures", draw.preferred_figures_stage)
+CLASS_UNITS = Stage("class-units", compute.class_units_stage)
+CLASS_UNITS_FIGURES = Stage("class-units-figures", draw.class_units_figures_stage)
 
 
 def build(ctx: BuildContext) -> Section:
@@ -31,7 +33,15 @@ def build(ctx: BuildContext) -> Section:
         drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
                                                  "fps": cfg.preferred.movie_fps},
                              computed[-1], label=f"preferred figures {r.name}"))
-    return present.section(cfg.preferred, ctx.records, computed, drawn)
+    # every model's class units without regularizers, each image judged by every model
+    classes = ctx.run(CLASS_UNITS, {"seed": cfg.preferred.seed, "device": ctx.device},
+                      *(art for r, comp in zip(ctx.records, computed, strict=True) for art in (r.model, comp)),
+                      label="class units")
+    classes_drawn = ctx.run(CLASS_UNITS_FIGURES, {"keys": [r.key for r in ctx.records],
+                                                  "class_names": list(ctx.dataset.class_names)},
+                            classes, label="class units figures")
+    return present.section(cfg.preferred, ctx.records, computed, drawn, classes, classes_drawn)
 
 
-SECTION = SectionSpec("preferred", (PREFERRED, PREFERRED_FIGURES), lambda cfg: cfg.preferred.enabled, build)
+SECTION = SectionSpec("preferred", (PREFERRED, PREFERRED_FIGURES, CLASS_UNITS, CLASS_UNITS_FIGURES),
+                      lambda cfg: cfg.preferred.enabled, build)

@@ -80,3 +80,29 @@ def test_atlas_has_every_unit_with_its_numbers_and_flags(tiny_site: BuiltSite) -
     # one sprite sheet per layer, not a file per unit
     figures = tiny_site.site / POST / "figures" / "preferred" / "model-ii"
     assert len(list(figures.glob("sheet-*.png"))) == 9 + 1
+
+
+def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: BuiltSite) -> None:
+    import torch
+
+    from reportgen.nets.checkpoint import load_model
+
+    (classes,) = tiny_site.stages("class-units")
+    summary = json.loads(classes.file("classes.json").read_text())
+    models = [load_model(a.file(a.manifest["file"]), torch.device("cpu"))
+              for a in tiny_site.result.stages if a.stage == "train"]
+    html = (tiny_site.site / POST / "index.html").read_text()
+    with np.load(classes.file("classes.npz")) as arrays:
+        for i, entry in enumerate(summary["models"]):
+            for kind in ("bare", "regularized"):
+                images = arrays[f"{kind}_{i}"]
+                assert images.shape[0] == entry["classes"] == 10
+                for judge, probability in zip(models, entry["probability"][kind], strict=True):
+                    with torch.no_grad():  # the softmax of the judge's logits, class c of image c
+                        probs = torch.softmax(judge.network(judge.normalizer.images(images)), 1)
+                    np.testing.assert_allclose(probability, probs.diagonal().numpy(), atol=1e-5)
+            own = np.mean(entry["probability"]["bare"][i])
+            assert f"mean probability of\n{own:.2f}" in html or f"mean probability of {own:.2f}" in html
+    for key in ("model-i", "model-ii"):
+        assert (tiny_site.site / POST / "figures" / "preferred" / "fooled" / f"{key}.png").is_file()
+    assert 'id="figure-preferred-fooled"' in html

@@ -35,7 +35,7 @@ def test_second_build_recomputes_nothing_and_a_drawing_edit_only_redraws(config:
     # the thread count is keyed (sums split across threads may round differently); drawings follow
     assert built(pipeline.build(load_config(config, overrides={"preferred.threads": 3}))) == [
         "preferred inputs Model I", "preferred figures Model I", "preferred inputs Model II",
-        "preferred figures Model II", "site"]
+        "preferred figures Model II", "class units", "class units figures", "site"]
     # the number of edges only changes the drawings
     fewer = pipeline.build(load_config(config, overrides={"preferred.edges": 1}))
     assert built(fewer) == ["preferred figures Model I", "preferred figures Model II", "site"]
@@ -43,7 +43,7 @@ def test_second_build_recomputes_nothing_and_a_drawing_edit_only_redraws(config:
     monkeypatch.setattr(cache, "module_source", lambda name: real(name) + (
         b"# a new colour" if name == "reportgen.sections.preferred.draw" else b""))
     assert built(pipeline.build(load_config(config))) == ["preferred figures Model I", "preferred figures Model II",
-                                                          "site"]
+                                                          "class units figures", "site"]
 
 
 def test_disabled_section_leaves_the_post_without_it(config: Path) -> None:
