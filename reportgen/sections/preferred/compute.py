@@ -297,31 +297,51 @@ def keyed(cfg: PreferredConfig) -> PreferredConfig:
     return replace(cfg, threads=0, precision="", edges=0, movie_fps=0)
 
 
+# the kinds of class-unit image the class-units stage compares, in the order the post shows them:
+# no prior, then the lecture notes' four priors added one at a time (after Yosinski et al. 2015), then
+# the searched setting of section 2 (its first seed)
+CLASS_KINDS = ("bare", "decay", "blur", "norm_clip", "contrib_clip", "regularized")
+
+
+def prior_settings(chosen: Settings) -> dict[str, Settings]:
+    """The ascents of CLASS_KINDS but the last: the chosen setting's steps, step size, parameterization
+    and jitter with no prior ('bare': pixels and no jitter either), then L2 decay, + blur, + clipping of
+    small-norm pixels, + clipping of small contributions, each at the chosen strength where the search
+    turned it on, else at a moderate one (decay 0.01, blur every 4 steps, 20% clipped)."""
+    off = replace(chosen, decay=0.0, blur_every=0, norm_clip_pct=0.0, contrib_clip_pct=0.0)
+    decay = replace(off, decay=chosen.decay or 0.01)
+    blur = replace(decay, blur_every=chosen.blur_every or 4, blur_sigma=chosen.blur_sigma)
+    norm_clip = replace(blur, norm_clip_pct=chosen.norm_clip_pct or 20.0)
+    return {"bare": replace(off, param="pixel", jitter=0), "decay": decay, "blur": blur, "norm_clip": norm_clip,
+            "contrib_clip": replace(norm_clip, contrib_clip_pct=chosen.contrib_clip_pct or 20.0)}
+
+
 def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> dict[str, Any]:
-    """"Deep networks are easily fooled": each model's output-class units ascended with no regularizer
-    at all (pixels, no decay, blur, clipping or jitter; the chosen setting's steps and step size, the
-    same starting noise), beside the regularized inputs of its preferred stage (first seed), with each
-    image's probability of its class under every model and its share of high-frequency energy ->
-    classes.npz, classes.json. `arts`: (model 0, preferred 0, model 1, preferred 1, ...)."""
+    """Each model's output-class units under each prior of CLASS_KINDS, from the same starting noise:
+    with no regularizer at all ("deep networks are easily fooled"), with the lecture notes' four priors
+    added one at a time, and as section 2 regularized them. Each image's probability of its class
+    under every model and its share of high-frequency energy -> classes.npz, classes.json.
+    `arts`: (model 0, preferred 0, model 1, preferred 1, ...)."""
     device = torch.device(params["device"])
     models = [load_model(a.file(a.manifest["file"]), device) for a in arts[0::2]]
     results = [read(a) for a in arts[1::2]]
-    arrays, summary = {}, {"models": []}
+    arrays, summary = {}, {"kinds": list(CLASS_KINDS), "models": []}
     for i, (trained, result) in enumerate(zip(models, results, strict=True)):
         last, inputs = result.summary["layers"][-1], result.layers[-1]
         chosen = Settings(**last["settings"])
-        bare = Settings(steps=chosen.steps, lr=chosen.lr, param="pixel", reduce=chosen.reduce, decay=0.0, blur_every=0,
-                        norm_clip_pct=0.0, contrib_clip_pct=0.0, jitter=0, init_std=chosen.init_std,
-                        init_blur=chosen.init_blur, clamp=True, redirect_relu=chosen.redirect_relu)
         norm = trained.normalizer
-        rendering = render(trained.network, [Unit(last["path"], int(u)) for u in inputs.unit], trained.input_shape,
-                           mean=norm.mean.flatten().tolist(), std=norm.std.flatten().tolist(), settings=bare,
-                           seed=params["seed"])
-        images = {"bare": rendering.display, "regularized": inputs.images[:, 0]}
-        entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(),
-                                 "reached": {"bare": [r.reached for r in rendering.records],
-                                             "regularized": inputs.reached[:, 0].tolist()}}
-        for kind, shown in images.items():
+        units_ = [Unit(last["path"], int(u)) for u in inputs.unit]
+        images = {"regularized": inputs.images[:, 0]}
+        reached = {"regularized": inputs.reached[:, 0].tolist()}
+        entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(), "settings": {}}
+        for kind, settings in prior_settings(chosen).items():
+            rendering = render(trained.network, units_, trained.input_shape, mean=norm.mean.flatten().tolist(),
+                               std=norm.std.flatten().tolist(), settings=settings, seed=params["seed"])
+            images[kind], reached[kind] = rendering.display, [r.reached for r in rendering.records]
+            entry["settings"][kind] = settings.as_dict()
+        entry["reached"] = reached
+        for kind in CLASS_KINDS:
+            shown = images[kind]
             arrays[f"{kind}_{i}"] = shown
             pixels = torch.from_numpy(shown).permute(0, 3, 1, 2).float() / 255
             entry.setdefault("high_frequency", {})[kind] = high_frequency_energy(pixels).tolist()

@@ -340,33 +340,41 @@ def _frame(picture: Image.Image, cx: float, cy: float, per_pixel: float) -> np.n
 
 
 def class_units_figures_stage(folder: Path, params: dict[str, Any], computed: Artifact) -> dict[str, Any]:
-    """Per model, its class units' unregularized and regularized preferred inputs, one column per
-    class: `params` = {"keys": model keys in order, "class_names": the data's classes}."""
-    out = folder / "preferred" / "fooled"
+    """Per model, its class units under every prior, a row per class and a column per prior:
+    `params` = {"keys": model keys in order, "class_names": the data's classes}."""
+    out = folder / "preferred" / "priors"
     out.mkdir(parents=True)
+    kinds = json.loads(computed.file("classes.json").read_text())["kinds"]
     sizes = {}
     with np.load(computed.file("classes.npz")) as arrays:
         for i, key in enumerate(params["keys"]):
             path = out / f"{key}.png"
-            fooled_figure(arrays[f"bare_{i}"], arrays[f"regularized_{i}"], params["class_names"], path)
+            priors_figure([arrays[f"{kind}_{i}"] for kind in kinds], [PRIOR_NAMES[k] for k in kinds],
+                          params["class_names"], path)
             with Image.open(path) as image:
                 sizes[key] = list(image.size)
     return {"sizes": sizes}
 
 
-def fooled_figure(bare: np.ndarray, regularized: np.ndarray, class_names: list[str], path: Path,
-                  side: int = 64) -> None:
-    """Two rows (no regularizer, regularized) of a column per class, the class names on top."""
-    gap, label, head = 6, 118, 22
-    classes = len(bare)
-    canvas = Image.new("RGB", (label + classes * (side + gap), head + 2 * (side + gap)), (255, 255, 255))
+# column heads of the priors figure, by class-units kind (compute.CLASS_KINDS)
+PRIOR_NAMES = {"bare": "none", "decay": "L2 decay", "blur": "+ blur", "norm_clip": "+ pixel clip",
+               "contrib_clip": "+ contrib. clip", "regularized": "searched"}
+
+
+def priors_figure(columns: list[np.ndarray], heads: list[str], class_names: list[str], path: Path,
+                  side: int = 60, column: int = 84) -> None:
+    """A row per class (its name on the left), a column per kind of image (its head on top)."""
+    gap, label, head = 6, 96, 22
+    ink = (30, 30, 30)  # on white, as the other figures of the post
+    classes = len(columns[0])
+    canvas = Image.new("RGB", (label + len(columns) * column, head + classes * (side + gap)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
+    for k, (images, name) in enumerate(zip(columns, heads, strict=True)):
+        x = label + k * column
+        draw.text((x + column / 2, head - 6), fit(name, column - 4, 12), fill=ink, font=font(12), anchor="ms")
+        for c in range(classes):
+            canvas.paste(Image.fromarray(_scaled(images[c], side)), (x + (column - side) // 2, head + c * (side + gap)))
     for c in range(classes):
-        x = label + c * (side + gap)
-        draw.text((x + side / 2, head - 6), fit(class_names[c], side + gap - 2, 12), fill=TEXT, font=font(12),
-                  anchor="ms")
-        for row, images in enumerate((bare, regularized)):
-            canvas.paste(Image.fromarray(_scaled(images[c], side)), (x, head + row * (side + gap)))
-    for row, name in enumerate(("no regularizer", "regularized")):
-        draw.text((label - 8, head + row * (side + gap) + side / 2), name, fill=TEXT, font=font(12), anchor="rm")
+        draw.text((label - 8, head + c * (side + gap) + side / 2), fit(class_names[c], label - 12, 13), fill=ink,
+                  font=font(13), anchor="rm")
     canvas.save(path)

@@ -14,7 +14,7 @@ from reportgen.config import PreferredConfig
 from reportgen.drawing.colors import hot_colormap
 from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Picture, Section, atlas_path
 from reportgen.sections.preferred.compute import PreferredInputs, read
-from reportgen.sections.preferred.draw import EDGE_LOW
+from reportgen.sections.preferred.draw import EDGE_LOW, PRIOR_NAMES
 
 SHOWN = 84          # an atlas picture's longest side, CSS pixels
 EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
@@ -41,26 +41,27 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
                "precision": first.get("precision", "float32"),
                "class_names": first.get("class_names", []),
-               "fooled": fooled(models, classes, classes_drawn)}
+               "class_units": class_units(models, classes, classes_drawn)}
     return Section("preferred", context, pages, [*drawn, classes_drawn], panels)
 
 
-def fooled(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -> list[dict[str, Any]]:
-    """Per model, its class units with and without regularizers: each kind's mean probability of the
-    target class under every model, and its mean share of high-frequency energy."""
+def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -> list[dict[str, Any]]:
+    """Per model, its class units under each prior (compute.CLASS_KINDS): each kind's mean probability
+    of the target class under every model, and its mean share of high-frequency energy."""
     summary = json.loads(classes.file("classes.json").read_text())
     out = []
     for model, entry in zip(models, summary["models"], strict=True):
         width, height = drawn.manifest["sizes"][model.key]
         kinds = {}
-        for kind in ("bare", "regularized"):
+        for kind in summary["kinds"]:
             probability = np.asarray(entry["probability"][kind], dtype=np.float64)  # (judging model, class)
-            kinds[kind] = {"probability": [{"judge": judge.name, "own": judge.key == model.key,
+            kinds[kind] = {"label": PRIOR_NAMES[kind],
+                           "probability": [{"judge": judge.name, "own": judge.key == model.key,
                                             "mean": float(row.mean())}
                                            for judge, row in zip(models, probability, strict=True)],
                            "high_frequency": float(np.mean(entry["high_frequency"][kind]))}
-        out.append({"name": model.name, "key": model.key, "classes": entry["classes"],
-                    "src": f"figures/preferred/fooled/{model.key}.png", "width": width, "height": height, **kinds})
+        out.append({"name": model.name, "key": model.key, "classes": entry["classes"], "kinds": kinds,
+                    "src": f"figures/preferred/priors/{model.key}.png", "width": width, "height": height})
     return out
 
 

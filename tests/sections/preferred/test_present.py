@@ -94,7 +94,7 @@ def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: B
     html = (tiny_site.site / POST / "index.html").read_text()
     with np.load(classes.file("classes.npz")) as arrays:
         for i, entry in enumerate(summary["models"]):
-            for kind in ("bare", "regularized"):
+            for kind in summary["kinds"]:
                 images = arrays[f"{kind}_{i}"]
                 assert images.shape[0] == entry["classes"] == 10
                 for judge, probability in zip(models, entry["probability"][kind], strict=True):
@@ -104,5 +104,6 @@ def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: B
             own = np.mean(entry["probability"]["bare"][i])
             assert f"mean probability of\n{own:.2f}" in html or f"mean probability of {own:.2f}" in html
     for key in ("model-i", "model-ii"):
-        assert (tiny_site.site / POST / "figures" / "preferred" / "fooled" / f"{key}.png").is_file()
-    assert 'id="figure-preferred-fooled"' in html
+        assert (tiny_site.site / POST / "figures" / "preferred" / "priors" / f"{key}.png").is_file()
+    assert 'id="figure-preferred-priors"' in html and 'id="table-preferred-priors-numbers"' in html
+    assert summary["kinds"] == ["bare", "decay", "blur", "norm_clip", "contrib_clip", "regularized"]
