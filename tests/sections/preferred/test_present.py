@@ -24,7 +24,8 @@ def test_post_shows_section_two(tiny_site: BuiltSite) -> None:
         assert f'src="figures/preferred/{key}/class-units.png"' in html
         assert (post / "figures" / "preferred" / key / "class-units.png").is_file()
     assert 'id="table-preferred-search"' in html and 'id="table-preferred-units"' in html
-    search = html[html.index('id="table-preferred-search"'):html.index('id="table-preferred-units"')]
+    start = html.index('id="table-preferred-search"')
+    search = html[start:html.index("</table>", start)]
     assert search.count('<th scope="row">') == 7 + 9  # every layer of both models
     assert re.search(r"\d\.\d+ / \d\.\d+ / \d\.\d+", search)  # the spread of trial scores
     assert "for 4 Adam steps" in html and "up to 2 units per layer" in html  # the settings used, said
