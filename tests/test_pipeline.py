@@ -70,7 +70,7 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
                             "preferred figures Model I", "preferred inputs Model II", "preferred figures Model II",
                             "class units", "class units figures",
                             "responses Model I", "response figures Model I", "responses Model II",
-                            "response figures Model II",
+                            "response figures Model II", "activated inputs Model I", "activated inputs Model II",
                             "clusters", "clusters figures", "site"]
     unchanged = pipeline.build(load_config(tiny_config))
     # nothing changed: decided from the record in the site marker, nothing runs and nothing is re-rendered

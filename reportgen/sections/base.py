@@ -10,7 +10,7 @@ one line in that tuple.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reportgen.cache import Artifact, Stage
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What every section reads: the config, the data, each model's records, the device, and `run`,
-    which runs a stage through the cache and records it for the build summary."""
+    """What every section reads: the config, the data, each model's records, the device, `run`, which
+    runs a stage through the cache and records it for the build summary, and what earlier sections
+    shared."""
 
     cfg: Config
     dataset: Dataset
@@ -32,6 +33,9 @@ class BuildContext:
     records: list[ModelRecord]
     device: str
     run: Callable[..., Artifact]
+    # artifacts a section leaves for the sections after it, by name: section 2's per-model "preferred"
+    # compute artifacts, which section 3's activated-units pictures use when section 2 ran
+    shared: dict[str, list[Artifact]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

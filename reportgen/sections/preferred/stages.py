@@ -33,6 +33,7 @@ def build(ctx: BuildContext) -> Section:
         drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
                                                  "fps": cfg.preferred.movie_fps},
                              computed[-1], label=f"preferred figures {r.name}"))
+    ctx.shared["preferred"] = computed
     # every model's class units without regularizers, each image judged by every model
     classes = ctx.run(CLASS_UNITS, {"seed": cfg.preferred.seed, "device": ctx.device},
                       *(art for r, comp in zip(ctx.records, computed, strict=True) for art in (r.model, comp)),

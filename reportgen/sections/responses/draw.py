@@ -23,6 +23,7 @@ from reportgen.drawing.colors import hot_colormap
 from reportgen.drawing.text import text_sprite
 from reportgen.drawing.video import accelerating_durations, write_mp4
 from reportgen.nets.data import Dataset
+from reportgen.sections.preferred.compute import read as read_preferred
 from reportgen.sections.responses.compute import ResponseFrames, load_summary
 from reportgen.sections.responses.frames import response_frames
 
@@ -275,3 +276,57 @@ def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, ima
         layout.append({"layer": layer["name"], "file": name, "sheet": [sheet.shape[1], sheet.shape[0]],
                        "tiles": places, "side": side})
     return layout
+
+
+def activated_inputs_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact,
+                           preferred: Artifact) -> dict[str, Any]:
+    """The write-up's activated-units figure with pictures: for the two shown test images, every fully
+    connected unit that has a preferred input (section 2's `preferred` artifact of the same model) as
+    its thumbnail, faded to grey where the unit does not activate. `params`: the model's key, the
+    grey threshold."""
+    summary, frames = load_summary(computed), ResponseFrames.load(computed)
+    images, _ = Dataset.from_artifact(dataset_art).part("test")
+    inputs = read_preferred(preferred)
+    by_name = {layer["name"]: inputs.layers[i] for i, layer in enumerate(inputs.summary["layers"])}
+    out = folder / "responses" / params["key"]
+    out.mkdir(parents=True)
+    shown = len(frames.keep) - 2
+    drawn = []
+    for j in range(2):
+        layers = [(layer, frame.units[shown + j], by_name[layer["name"]])
+                  for layer, frame in zip(summary["layers"], frames.layers, strict=True)
+                  if layer["kind"] == "fc" and layer["name"] in by_name]
+        path = out / f"activated-inputs-{'ab'[j]}.png"
+        drawn.append(activated_thumbnails(path, layers, images[summary["shown"][j]], params["threshold"]))
+    return {"figures": drawn}
+
+
+def activated_thumbnails(path: Path, layers: list[tuple[dict[str, Any], np.ndarray, Any]], image: np.ndarray,
+                         threshold: float, cell: int = 22, columns: int = 24) -> dict[str, Any]:
+    """`activated_units` with each unit's preferred input in its cell (first seed), faded to grey when
+    the unit is not active; a layer sampled in section 2 shows its sampled units only."""
+    margin, line, pitch = 10, 16, cell + 2
+    scale = max(1, 96 // image.shape[0])
+    rows_of = [math.ceil(len(inputs.unit) / columns) for _, _, inputs in layers]
+    height = max(margin + sum(line + r * pitch + 8 for r in rows_of), margin * 2 + image.shape[0] * scale) + margin
+    width = margin * 3 + image.shape[1] * scale + columns * pitch
+    out = np.full((height, width, 3), WHITE, np.uint8)
+    _blit(out, _scaled(image, scale), margin, margin)
+    left, top = margin * 2 + image.shape[1] * scale, margin
+    counts = []
+    for (layer, values, inputs), rows in zip(layers, rows_of, strict=True):
+        active = active_mask(values, threshold)[inputs.unit]
+        sampled = f" (a sample of {layer['units']})" if len(inputs.unit) < layer["units"] else ""
+        label = f"{layer['name']}: {int(active.sum())} of {len(inputs.unit)} units active{sampled}"
+        _blit(out, text_sprite(label, columns * pitch, line, (40, 40, 40), 12, WHITE), top, left)
+        for k, unit_image in enumerate(inputs.images[:, 0]):
+            thumb = np.asarray(Image.fromarray(_rgb(unit_image)).resize((cell, cell), Image.BILINEAR), np.float64)
+            if not active[k]:  # faded to the grey of an inactive cell, still recognisable
+                thumb = 0.25 * thumb + 0.75 * np.array(GREY, np.float64)
+            r, c = divmod(k, columns)
+            y0, x0 = top + line + r * pitch, left + c * pitch
+            out[y0:y0 + cell, x0:x0 + cell] = np.round(thumb).astype(np.uint8)
+        counts.append({"layer": layer["name"], "active": int(active.sum()), "units": int(len(inputs.unit))})
+        top += line + rows * pitch + 8
+    Image.fromarray(out).save(path)
+    return {"counts": counts, "width": width, "height": height}

@@ -27,13 +27,18 @@ ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pix
 
 
 def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequence[Artifact],
-            drawn: Sequence[Artifact]) -> Section:
-    """Section 3's context (`responses` in the templates), media and atlas panels."""
+            drawn: Sequence[Artifact], pictured: Sequence[Artifact] = ()) -> Section:
+    """Section 3's context (`responses` in the templates), media and atlas panels; `pictured`: the
+    activated-inputs drawings, one per model, when section 2 ran."""
     models, panels = [], []
-    for record, data, pictures in zip(records, computed, drawn, strict=True):
+    for index, (record, data, pictures) in enumerate(zip(records, computed, drawn, strict=True)):
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
         models.append(model_context(record, summary, layout, cfg))
+        if index < len(pictured):
+            models[-1]["activated_inputs"] = [
+                {**figure, "src": f"{FIGURES}/{record.key}/activated-inputs-{'ab'[j]}.png"}
+                for j, figure in enumerate(pictured[index].manifest["figures"])]
         frames = ResponseFrames.load(data)
         models[-1]["verdicts"]["magnitude"] = magnitude(summary, frames)
         panels += atlas_panels(record, summary, layout, frames)
@@ -48,7 +53,7 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "threshold": cfg.threshold, "few_classes": len(names) < RANK_ALL_BELOW, "classes": len(names),
         "preference_side": PREFERENCE_SIDE, "min_interval_classes": MIN_CLASSES_FOR_INTERVAL,
     }
-    return Section("responses", context, media=list(drawn), atlas=panels)
+    return Section("responses", context, media=[*drawn, *pictured], atlas=panels)
 
 
 # with fewer classes than this every class is ranked; with more, the table shows at most

@@ -15,6 +15,7 @@ from reportgen.sections.responses import compute, draw, present
 
 RESPONSES = Stage("responses", compute.responses_stage)
 RESPONSE_FIGURES = Stage("response-figures", draw.drawing_stage)
+ACTIVATED_INPUTS = Stage("activated-inputs", draw.activated_inputs_stage)
 
 
 def build(ctx: BuildContext) -> Section:
@@ -34,7 +35,12 @@ def build(ctx: BuildContext) -> Section:
         computed.append(art)
         drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
                              r.data, art, label=f"response figures {r.name}"))
-    return present.section(cfg.responses, ctx.records, computed, drawn)
+    # with section 2's preferred inputs, the activated units as pictures (the write-up's figure)
+    pictured = [ctx.run(ACTIVATED_INPUTS, {"key": r.key, "threshold": cfg.responses.threshold}, r.data, art, pref,
+                        label=f"activated inputs {r.name}")
+                for r, art, pref in zip(ctx.records, computed, ctx.shared.get("preferred", []), strict=False)]
+    return present.section(cfg.responses, ctx.records, computed, drawn, pictured)
 
 
-SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES), lambda cfg: cfg.responses.enabled, build)
+SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES, ACTIVATED_INPUTS), lambda cfg: cfg.responses.enabled,
+                      build)

@@ -140,3 +140,25 @@ def test_the_correlation_gap_has_an_interval_only_with_enough_classes_to_resampl
         assert np.isnan(row["gap_low"]) and row["gap_text"].endswith(f"(no interval: {classes} classes)")
     else:
         assert row["gap_low"] <= row["gap"] <= row["gap_high"] and "[" in row["gap_text"]
+
+
+def test_activated_units_as_their_preferred_inputs_grey_what_does_not_activate(tiny_site: BuiltSite) -> None:
+    from PIL import Image
+
+    from reportgen.sections.responses.draw import active_mask
+
+    html = (tiny_site.site / POST / "index.html").read_text()
+    for computed, pictured in zip(tiny_site.stages("responses"), tiny_site.stages("activated-inputs"), strict=True):
+        summary = json.loads(computed.file("summary.json").read_text())
+        frames = compute.ResponseFrames.load(computed)
+        shown = len(frames.keep) - 2
+        key = pictured.manifest["params"]["key"]
+        for j, figure in enumerate(pictured.manifest["figures"]):
+            fc = [i for i, la in enumerate(summary["layers"]) if la["kind"] == "fc"]
+            want = [int(active_mask(frames.layers[i].units[shown + j], 0.3).sum()) for i in fc]
+            assert [c["active"] for c in figure["counts"]] == want  # the same rule as the coloured figure
+            src = f"figures/responses/{key}/activated-inputs-{'ab'[j]}.png"
+            assert f'src="{src}"' in html
+            with Image.open(tiny_site.site / POST / src) as image:
+                assert list(image.size) == [figure["width"], figure["height"]]
+    assert 'id="figure-activated-inputs-a"' in html
