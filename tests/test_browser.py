@@ -17,6 +17,7 @@ import pytest
 from reportgen import pipeline
 from reportgen.config import load_config
 from tests.conftest import BuiltSite
+from tests.test_validate import node_module
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Request, Response, Route
@@ -465,3 +466,39 @@ def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, s
     for img in curves:
         smallest_px = (CURVE_FONT_PT - 1) * CURVE_DPI / 72 * img["width"] / img["natural"]
         assert smallest_px >= 9, f"{img['src']} at {width} px: legend text {smallest_px:.1f} px"
+
+
+# One page of each kind the site has, checked by axe-core as it renders.
+AXE_PAGES = {"home": "index.html", "post": POST, "atlas": "posts/visualizing-two-cnns/atlas/model-i/conv1.html",
+             "unit graph": "posts/visualizing-two-cnns/graph/model-i.html",
+             "image map": "posts/visualizing-two-cnns/clusters-map.html"}
+# axe-core's default rules (WCAG 2 A and AA, and its best practices); per violation its id, help and
+# the first elements it found
+_AXE = """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations.map(v => ({
+  id: v.id, impact: v.impact, help: v.help, count: v.nodes.length,
+  nodes: v.nodes.slice(0, 3).map(n => `${n.target.join(" ")}: ${n.failureSummary.replace(/\\s+/g, " ")}`) }))"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [390, 1280])
+def test_every_kind_of_page_passes_axe(browser: Browser, site: Path, width: int, scheme: str) -> None:
+    """No accessibility violation that axe-core finds on any kind of page, on a phone and on a desktop,
+    in the light theme and the dark one (the pages follow the reader's prefers-color-scheme)."""
+    axe = node_module("axe-core/axe.min.js")
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    context.set_default_timeout(TIMEOUT_MS)
+    root = site.as_uri() + "/"
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root) else route.abort())
+    page = context.new_page()
+    found: list[str] = []
+    try:
+        for kind, path in AXE_PAGES.items():
+            page.goto(root + path)
+            page.add_script_tag(path=str(axe))
+            for v in page.evaluate(_AXE):
+                found.append(f"{kind} ({path}): {v['id']} ({v['impact']}, {v['count']} elements): {v['help']}"
+                             + "".join(f"\n    {node}" for node in v["nodes"]))
+    finally:
+        context.close()
+    print("\n".join(found))
+    assert not found, f"axe-core at {width} px, {scheme}:\n" + "\n".join(found)

@@ -53,3 +53,19 @@ def test_images_are_sized_and_those_below_the_first_wait_for_the_reader(tiny_sit
     # the movies wait for the reader too: they have posters, so nothing is fetched before play
     post = next(source for page, source in _pages(tiny_site) if page.endswith("visualizing-two-cnns/index.html"))
     assert post.count("<video") >= 2 and post.count('preload="none"') == post.count("<video")
+
+
+def test_pages_declare_html5_fit_their_titles_and_scroll_tables_by_keyboard(tiny_site: BuiltSite) -> None:
+    """What html-validate and axe-core check (tests/test_validate.py, the browser test), without Node:
+    the DOCTYPE, a title search results show whole, and tables that scroll sideways reachable by keyboard."""
+    from reportgen.report.site import TITLE_CHARS
+
+    wrappers = 0
+    for page, source in _pages(tiny_site):
+        assert source.startswith("<!DOCTYPE html>\n"), page
+        title = re.search(r"<title>([^<]*)</title>", source)[1]
+        assert title and len(title) <= TITLE_CHARS, (page, title)
+        for tag in re.findall(r'<div class="scroll"[^>]*>', source):
+            assert 'tabindex="0"' in tag and re.search(r'\saria-label="Table \d+"', tag), (page, tag)
+            wrappers += 1
+    assert wrappers >= 3

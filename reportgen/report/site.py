@@ -127,6 +127,37 @@ def _check_inert(html_: str, page: str) -> str:
     return html_
 
 
+TITLE_CHARS = 70  # search results and browser tabs cut a page title after about this many characters
+
+
+def short_title(title: str) -> str:
+    """A page's <title> (HTML, as the page writes it) of at most TITLE_CHARS characters, counted as
+    written (`&lt;` is four), so at most that many as the reader sees them too: one that runs longer
+    (the page's own part, then the site title) ends at a word boundary with an ellipsis."""
+    if len(title) <= TITLE_CHARS:
+        return title
+    text = " ".join(html.unescape(title).split())
+    if len(escape(text)) <= TITLE_CHARS:  # long only for its spaces or its entities' spelling
+        return str(escape(text))
+    words = text.split(" ")
+    cut = text
+    while len(escape(cut + "…")) > TITLE_CHARS:
+        if len(words) > 1:
+            words.pop()
+            cut = " ".join(words).rstrip(" ·,;:-–—|")
+        else:  # a single word longer than a title: cut it
+            cut = cut[:-1]
+    return str(escape(cut + "…"))
+
+
+_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+
+
+def short_titles(html_: str) -> str:
+    """A page with its <title> cut to TITLE_CHARS, whichever template wrote it (short_title)."""
+    return _TITLE.sub(lambda m: f"<title>{short_title(m.group(1))}</title>", html_, count=1)
+
+
 def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[..., Markup]:
     """A template function placing a numbered figure or table: {% call figure(id, caption) %}...{% endcall %}."""
     template = env.get_template(f"_{kind.lower()}.html")
@@ -226,7 +257,7 @@ def render(cfg: Config, out: Path, models: list[ModelRecord], sections: Sequence
             for page in pages:
                 html = _check_inert(env.get_template(page.template).render(root=page.root, **context,
                                                                            **as_text(page.context)), page.path)
-                html = sized_images(html, (staging / page.path).parent)
+                html = sized_images(short_titles(html), (staging / page.path).parent)
                 (staging / page.path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / page.path).write_text(html, encoding="utf-8")
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve folders as they are

@@ -380,6 +380,8 @@
       li.appendChild(document.createTextNode(name));
       legend.appendChild(li);
     });
+    var key = legend.closest(".imagemap-key");
+    if (key) key.hidden = false;
   }
 
   if (window.ResizeObserver) new ResizeObserver(resize).observe(canvas);
