@@ -321,7 +321,17 @@ def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> 
     with no regularizer at all ("deep networks are easily fooled"), with the lecture notes' four priors
     added one at a time, and as section 2 regularized them. Each image's probability of its class
     under every model and its share of high-frequency energy -> classes.npz, classes.json.
-    `arts`: (model 0, preferred 0, model 1, preferred 1, ...)."""
+    `arts`: (model 0, preferred 0, model 1, preferred 1, ...); `params["threads"]` is keyed, as for the
+    preferred stage (sums split across threads round differently)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(params["threads"])
+    try:
+        return _class_units(folder, params, arts)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _class_units(folder: Path, params: dict[str, Any], arts: tuple[Artifact, ...]) -> dict[str, Any]:
     device = torch.device(params["device"])
     models = [load_model(a.file(a.manifest["file"]), device) for a in arts[0::2]]
     results = [read(a) for a in arts[1::2]]

@@ -35,7 +35,8 @@ def build(ctx: BuildContext) -> Section:
                              computed[-1], label=f"preferred figures {r.name}"))
     ctx.shared["preferred"] = computed
     # every model's class units without regularizers, each image judged by every model
-    classes = ctx.run(CLASS_UNITS, {"seed": cfg.preferred.seed, "device": ctx.device},
+    classes = ctx.run(CLASS_UNITS, {"seed": cfg.preferred.seed, "device": ctx.device,
+                                    "threads": cfg.preferred.threads or cfg.build.workers or DEFAULT_THREADS},
                       *(art for r, comp in zip(ctx.records, computed, strict=True) for art in (r.model, comp)),
                       label="class units")
     classes_drawn = ctx.run(CLASS_UNITS_FIGURES, {"keys": [r.key for r in ctx.records],

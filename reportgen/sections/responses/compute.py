@@ -31,7 +31,8 @@ from reportgen.config import ResponsesConfig
 from reportgen.errors import SettingError
 from reportgen.nets.checkpoint import load_model
 from reportgen.nets.data import Dataset
-from reportgen.nets.layers import LayerError, default_feature_layer, receptive_fields
+from reportgen.nets.layers import LayerError, default_feature_layer, receptive_fields, unit_layers
+from reportgen.sections.responses import randomization
 from reportgen.sections.responses.recording import (
     class_accuracy,
     class_preferences,
@@ -41,6 +42,7 @@ from reportgen.sections.responses.recording import (
     top_patch_gradients,
     unit_groups,
 )
+from reportgen.stats import bootstrap_ci
 
 log = logging.getLogger("reportgen")
 
@@ -258,3 +260,46 @@ class ResponseFrames:
 
 def load_summary(artifact: Artifact) -> dict[str, Any]:
     return json.loads(artifact.file("summary.json").read_text())
+
+
+def randomization_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, model_art: Artifact,
+                        computed: Artifact) -> dict[str, Any]:
+    """The cascading randomization test (randomization.py) of one model: for each class unit, its
+    `per_class` top test images; their guided-backprop and plain-gradient maps of that unit, compared
+    with those of the network randomized from the output layer down -> randomization.json (mean and
+    95% bootstrap interval over the images, per step and method). `params`: per_class, seed, device,
+    the model's unit layers by module path, and the torch threads (keyed: sums split across threads
+    round differently)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(params["threads"])
+    try:
+        return _randomization(folder, params, dataset_art, model_art, computed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _randomization(folder: Path, params: dict[str, Any], dataset_art: Artifact, model_art: Artifact,
+                   computed: Artifact) -> dict[str, Any]:
+    device = torch.device(params["device"])
+    trained = load_model(model_art.file(model_art.manifest["file"]), device)
+    images, _ = Dataset.from_artifact(dataset_art).part("test")
+    frames = ResponseFrames.load(computed)
+    layers = unit_layers(trained.network, trained.input_shape, params.get("layers") or [])
+    top = frames.layers[-1].top
+    outputs = trained.outputs if trained.outputs is not None else range(len(trained.class_names))
+    rows = [(int(top[unit, j]), int(unit)) for unit in outputs for j in range(min(params["per_class"], top.shape[1]))
+            if top[unit, j] >= 0]
+    result: dict[str, Any] = {"rows": len(rows), "steps": [], "methods": {}}
+    if rows:
+        x = trained.normalizer.images(images[[i for i, _ in rows]])
+        found = randomization.cascade(trained.network, layers, x, [u for _, u in rows], seed=params["seed"])
+        result["steps"] = found.steps
+        for method in randomization.METHODS:
+            entry = result["methods"][method] = {}
+            for measure, values in (("rank", found.rank[method]), ("ssim", found.ssim[method])):
+                cis = [bootstrap_ci(step) if len(step) > 1 else None for step in values]
+                entry[measure] = [float(step.mean()) for step in values]
+                entry[f"{measure}_low"] = [ci.low if ci else None for ci in cis]
+                entry[f"{measure}_high"] = [ci.high if ci else None for ci in cis]
+    (folder / "randomization.json").write_text(json.dumps(result, indent=1))
+    return {"rows": len(rows)}

@@ -330,3 +330,42 @@ def activated_thumbnails(path: Path, layers: list[tuple[dict[str, Any], np.ndarr
         top += line + rows * pitch + 8
     Image.fromarray(out).save(path)
     return {"counts": counts, "width": width, "height": height}
+
+
+def randomization_figure_stage(folder: Path, params: dict[str, Any], checked: Artifact) -> dict[str, Any]:
+    """The cascading randomization curves of one model: each method's similarity to the trained
+    network's maps as more layers are randomized, with 95% intervals. `params`: the model's name, key."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on build machines or CI
+    import matplotlib.pyplot as plt
+
+    result = json.loads(checked.file("randomization.json").read_text())
+    out = folder / "responses" / params["key"]
+    out.mkdir(parents=True)
+    path = out / "randomization.png"
+    steps = result["steps"]
+    with plt.rc_context({"font.size": 11}):
+        fig, ax = plt.subplots(figsize=(4.0, 3.0), dpi=160)
+        x = np.arange(1, len(steps) + 1)
+        for method, colour, label in (("guided", "#d62728", "guided backprop"), ("gradient", "#1f4e9c", "gradient")):
+            entry = result["methods"].get(method)
+            if not entry:
+                continue
+            ax.plot(x, entry["rank"], color=colour, lw=2, marker="o", ms=4, label=label)
+            low = [np.nan if v is None else v for v in entry["rank_low"]]
+            high = [np.nan if v is None else v for v in entry["rank_high"]]
+            ax.fill_between(x, low, high, color=colour, alpha=0.15, lw=0)
+        ax.set_xticks(x, [steps[0], *("+" + s for s in steps[1:])], rotation=60, ha="right", fontsize=8)
+        ax.set_ylim(-0.2, 1.05)
+        ax.axhline(0, color="#888888", lw=0.8)
+        ax.set_ylabel("rank corr. with trained")
+        ax.set_title(params["name"], fontsize=12, parse_math=False)  # a "$" in a name is not mathtext
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, facecolor="white")
+        plt.close(fig)
+    with Image.open(path) as image:
+        width, height = image.size
+    return {"width": width, "height": height}

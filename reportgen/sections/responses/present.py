@@ -21,20 +21,25 @@ from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
 
 FIGURES = "figures/responses"
+RANDOMIZED_PER_CLASS = 2  # top images per class unit the randomization test explains (stages.py passes it)
 # fewest classes whose per-class gaps a bootstrap interval of the correlation gap resamples
 MIN_CLASSES_FOR_INTERVAL = 5
 ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pixels
 
 
 def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequence[Artifact],
-            drawn: Sequence[Artifact], pictured: Sequence[Artifact] = ()) -> Section:
+            drawn: Sequence[Artifact], pictured: Sequence[Artifact] = (),
+            randomized: Sequence[tuple[Artifact, Artifact]] = ()) -> Section:
     """Section 3's context (`responses` in the templates), media and atlas panels; `pictured`: the
-    activated-inputs drawings, one per model, when section 2 ran."""
+    activated-inputs drawings, one per model, when section 2 ran; `randomized`: per model the
+    randomization test and its figure."""
     models, panels = [], []
     for index, (record, data, pictures) in enumerate(zip(records, computed, drawn, strict=True)):
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
         models.append(model_context(record, summary, layout, cfg))
+        if index < len(randomized):
+            models[-1]["randomization"] = randomization_context(record, *randomized[index])
         if index < len(pictured):
             models[-1]["activated_inputs"] = [
                 {**figure, "src": f"{FIGURES}/{record.key}/activated-inputs-{'ab'[j]}.png"}
@@ -52,8 +57,33 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "group": first["group"], "min_fraction": first["min_fraction"], "k": first["k"],
         "threshold": cfg.threshold, "few_classes": len(names) < RANK_ALL_BELOW, "classes": len(names),
         "preference_side": PREFERENCE_SIDE, "min_interval_classes": MIN_CLASSES_FOR_INTERVAL,
+        "randomized_per_class": RANDOMIZED_PER_CLASS,
     }
-    return Section("responses", context, media=[*drawn, *pictured], atlas=panels)
+    return Section("responses", context, media=[*drawn, *pictured, *(fig for _, fig in randomized)], atlas=panels)
+
+
+def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifact) -> dict[str, Any] | None:
+    """What the post says about one model's cascading randomization test: each method's similarity to
+    the trained maps after the first step (the output layer alone) and the last (every layer), and
+    whether guided backprop clearly changed less than the gradient (Adebayo et al.'s failure)."""
+    result = json.loads(checked.file("randomization.json").read_text())
+    methods = result["methods"]
+    if not methods or not result["steps"]:
+        return None
+
+    def at(method: str, step: int) -> dict[str, Any]:
+        entry = methods[method]
+        low, high = entry["rank_low"][step], entry["rank_high"][step]
+        return {"mean": entry["rank"][step], "low": low, "high": high,
+                "text": f"{_num(entry['rank'][step])}" + (f" [{_num(low)}, {_num(high)}]" if low is not None else "")}
+
+    first = {m: at(m, 0) for m in methods}
+    last = {m: at(m, -1) for m in methods}
+    guided, gradient = first["guided"], first["gradient"]
+    clear = guided["low"] is not None and gradient["high"] is not None and guided["low"] > gradient["high"]
+    return {"rows": result["rows"], "steps": result["steps"], "first": first, "last": last,
+            "guided_fails": clear, "src": f"{FIGURES}/{record.key}/randomization.png",
+            "width": figure.manifest["width"], "height": figure.manifest["height"]}
 
 
 # with fewer classes than this every class is ranked; with more, the table shows at most

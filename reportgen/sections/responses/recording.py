@@ -342,15 +342,17 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, path: str, channel: int |
     module whose output holds the unit; `channel`: the unit, or one per row (many units in one batch);
     `position`: (row, column) in its map, one per row, or None for
     each row's spatial maximum (ignored for fc units). `mode`: "guided" (Springenberg et al.: positive
-    gradients where the forward input was positive) or "deconv" (Zeiler and Fergus: positive gradients
-    only). Returns float32 gradients shaped like `x`. Hooks are removed and every module's mode and
-    in-place flag restored; parameter gradients are neither computed into .grad nor changed.
+    gradients where the forward input was positive), "deconv" (Zeiler and Fergus: positive gradients
+    only) or "gradient" (the plain gradient, every ReLU as it is). Returns float32 gradients shaped
+    like `x`. Hooks are removed and every module's mode and in-place flag restored; parameter
+    gradients are neither computed into .grad nor changed.
     """
-    if mode not in ("guided", "deconv"):
-        raise ValueError(f"mode must be 'guided' or 'deconv', not {mode!r}")
+    if mode not in ("guided", "deconv", "gradient"):
+        raise ValueError(f"mode must be 'guided', 'deconv' or 'gradient', not {mode!r}")
     single = x.dim() == 3
     inputs = (x.unsqueeze(0) if single else x).detach().clone().requires_grad_(True)
-    with eval_mode(model), relus_replaced(model, lambda v: _GuidedReLU.apply(v, mode == "deconv")):
+    with eval_mode(model), relus_replaced(model, lambda v: _GuidedReLU.apply(v, mode == "deconv"),
+                                          enabled=mode != "gradient"):
         out = forward_to(model, inputs, [path], grad=True)[path]
         rows = torch.arange(len(inputs))
         channels = torch.as_tensor(channel, dtype=torch.long, device=out.device).reshape(-1).expand(len(inputs))

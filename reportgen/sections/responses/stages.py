@@ -14,8 +14,15 @@ from reportgen.sections.base import BuildContext, SectionSpec
 from reportgen.sections.responses import compute, draw, present
 
 RESPONSES = Stage("responses", compute.responses_stage)
+# top test images per class unit that the randomization test explains (2 x the classes: a few seconds
+# even at 224x224), shared with the text that states it
+RANDOMIZED_PER_CLASS = present.RANDOMIZED_PER_CLASS
+# the randomization test's torch threads without build.workers: fixed, since they are keyed
+RANDOMIZATION_THREADS = 2
 RESPONSE_FIGURES = Stage("response-figures", draw.drawing_stage)
 ACTIVATED_INPUTS = Stage("activated-inputs", draw.activated_inputs_stage)
+RANDOMIZATION = Stage("randomization", compute.randomization_stage)
+RANDOMIZATION_FIGURE = Stage("randomization-figure", draw.randomization_figure_stage)
 
 
 def build(ctx: BuildContext) -> Section:
@@ -25,7 +32,7 @@ def build(ctx: BuildContext) -> Section:
         with np.load(r.evaluation.file("predictions.npz")) as z:
             predictions.append((z["probs"], z["labels"]))
     settings = compute.choose(cfg.responses, cfg.evaluate.group, ctx.dataset.class_names, predictions)
-    computed, drawn = [], []
+    computed, drawn, randomized = [], [], []
     for r, m, (probs, labels) in zip(ctx.records, cfg.models, predictions, strict=True):
         chosen = compute.movie_images(labels, probs, settings)
         art = ctx.run(RESPONSES, {"responses": settings, "images": chosen, "device": ctx.device,
@@ -35,12 +42,19 @@ def build(ctx: BuildContext) -> Section:
         computed.append(art)
         drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
                              r.data, art, label=f"response figures {r.name}"))
+        # does guided backprop explain what the network learned? (Adebayo et al.'s cascading test)
+        checked = ctx.run(RANDOMIZATION, {"per_class": RANDOMIZED_PER_CLASS, "seed": cfg.preferred.seed,
+                                          "device": ctx.device, "layers": list(m.layers),
+                                          "threads": cfg.build.workers or RANDOMIZATION_THREADS},
+                          r.data, r.model, art, label=f"randomization {r.name}")
+        randomized.append((checked, ctx.run(RANDOMIZATION_FIGURE, {"name": r.name, "key": r.key}, checked,
+                                            label=f"randomization figure {r.name}")))
     # with section 2's preferred inputs, the activated units as pictures (the write-up's figure)
     pictured = [ctx.run(ACTIVATED_INPUTS, {"key": r.key, "threshold": cfg.responses.threshold}, r.data, art, pref,
                         label=f"activated inputs {r.name}")
                 for r, art, pref in zip(ctx.records, computed, ctx.shared.get("preferred", []), strict=False)]
-    return present.section(cfg.responses, ctx.records, computed, drawn, pictured)
+    return present.section(cfg.responses, ctx.records, computed, drawn, pictured, randomized)
 
 
-SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES, ACTIVATED_INPUTS), lambda cfg: cfg.responses.enabled,
-                      build)
+SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES, RANDOMIZATION, RANDOMIZATION_FIGURE, ACTIVATED_INPUTS),
+                      lambda cfg: cfg.responses.enabled, build)

@@ -1,0 +1,41 @@
+"""The cascading randomization test: what it re-draws, and what it finds on the tiny build's models."""
+
+import json
+
+import numpy as np
+import torch
+
+from reportgen.nets.architectures import create_model
+from reportgen.nets.layers import unit_layers
+from reportgen.sections.responses import randomization
+from tests.conftest import BuiltSite
+
+
+def test_randomizing_the_top_layers_redraws_their_weights_only_and_puts_them_back() -> None:
+    torch.manual_seed(0)
+    net = create_model("model1", in_channels=1, image_size=16, num_classes=10, width=0.125).eval()
+    layers = unit_layers(net, (1, 16, 16), [])
+    trained = {name: p.detach().clone() for name, p in net.named_parameters()}
+    with randomization.randomized(net, layers, 2, seed=0):  # fc7 and fc6, the owners of 'fc7.linear', 'fc6.relu'
+        drawn = {name: p.detach().clone() for name, p in net.named_parameters()}
+    for name, p in net.named_parameters():
+        assert torch.equal(p, trained[name])  # put back
+        changed = not torch.equal(drawn[name], trained[name])
+        assert changed == (name.startswith(("fc6.", "fc7.")) and float(trained[name].std()) > 0), name
+    with randomization.randomized(net, layers, 1, seed=0):  # the output layer alone: the same draw as above
+        assert torch.equal(net.fc7.linear.weight, drawn["fc7.linear.weight"])
+
+
+def test_the_build_reports_both_methods_after_every_step(tiny_site: BuiltSite) -> None:
+    html = (tiny_site.site / "posts" / "visualizing-two-cnns" / "index.html").read_text()
+    for checked in tiny_site.stages("randomization"):
+        result = json.loads(checked.file("randomization.json").read_text())
+        assert result["rows"] == 2 * 10 and result["steps"][0] == "fc7" and result["steps"][-1] == "conv1"
+        for method in randomization.METHODS:
+            rank = np.asarray(result["methods"][method]["rank"])
+            assert len(rank) == len(result["steps"]) and np.all((rank >= -1) & (rank <= 1))
+            low, high = result["methods"][method]["rank_low"], result["methods"][method]["rank_high"]
+            assert all(lo <= r <= hi for lo, r, hi in zip(low, rank, high, strict=True))
+        # the gradient depends on the output layer's weights: re-drawing them changes its pictures
+        assert result["methods"]["gradient"]["rank"][0] < 0.99
+    assert 'id="figure-randomization"' in html and "Adebayo" in html
