@@ -7,10 +7,11 @@ training and everything else from scratch. The warm rebuild is then `reportgen b
 user runs it (a new process each time) with nothing changed: the median wall time of several runs,
 Python's start-up included, which is what a user waits for.
 
-Measured on the shared 2-core machine at load ~1.2 (2026-12-01, the default config, after section 2
-moved to bfloat16 and two threads): cold 164 s, of which training 123 s (Model I 51 s, Model II 72 s),
-section 2 27 s (was 55 s), section 3 7 s, section 4 4.5 s, the site 1.3 s; `reportgen build` with
-nothing changed 0.21 s wall (median of 3 runs).
+Measured on the shared 2-core machine at load ~0.9 (2026-12-01, the default config, after section 2
+ran early layers on their receptive-field crops and gained its class-units figures, and section 3
+its randomization test): cold 161 s, of which training 120 s (Model I 53 s, Model II 67 s), section 2
+24 s with its figures (preferred inputs 21 s, was 27 s; class units 2 s), section 3 8 s, section 4
+4.2 s, the site 1.6 s; `reportgen build` with nothing changed 0.20 s wall (median of 3 runs).
 """
 
 from __future__ import annotations
