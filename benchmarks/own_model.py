@@ -11,12 +11,13 @@ caps cost in coverage (units visualized of the units each layer has).
 
 Goal (issue 14): the whole report in <= 10 minutes on 2 CPU cores with the default caps.
 
-Measured on the shared 2-core machine (AVX-512 with bf16, load ~1-1.7, 2026-12-01): 730 s, not yet
-within the goal. Section 2 592 s (search 78 s; layer3's 256 units and layer4's 256 of 512 about 2.5 and
-3 minutes each), section 3 100 s (93 s of it guided backprop) and its drawings 13 s, section 4 8 s,
-the rest 10 s; section 2 covered 773 of the 1,029 units (layer4 sampled 256 of 512). Before this
-session's changes: section 2 1068 s (one thread, float32), section 3's drawings 97 s, a 404 MB site
-(55 MB now).
+Measured on the shared 2-core machine (AVX-512 with bf16, load 1.3-1.9, nothing else running,
+2026-12-01): 512 s, within the goal. Section 2 387 s (search 32 s; receptive-field windows for conv1
+8x8, layer1 46x46 and layer2 106x106; layer3's 256 units and layer4's 256 of 512, which see the whole
+image, most of the rest), its class units 24 s, section 3 54 s (guided backprop 48 s in bfloat16) and
+its drawings 13 s, the randomization test 9 s, section 4 8 s, the rest 13 s; section 2 covered 773 of
+the 1,029 units (layer4 sampled 256 of 512); the site is 95 MB. Earlier the same day: 730 s (section
+2 592 s, guided backprop 93 s); before the previous session's changes section 2 alone took 1068 s.
 """
 
 from __future__ import annotations
