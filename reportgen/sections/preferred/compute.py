@@ -39,6 +39,7 @@ from reportgen.optvis import (
     render,
     unit_maxima,
 )
+from reportgen.optvis.hooks import forward_to
 from reportgen.optvis.regularizers import high_frequency_energy
 from reportgen.optvis.search import SearchResult, search
 from reportgen.progress import track
@@ -350,6 +351,7 @@ def _class_units(folder: Path, params: dict[str, Any], arts: tuple[Artifact, ...
             images[kind], reached[kind] = rendering.display, [r.reached for r in rendering.records]
             entry["settings"][kind] = settings.as_dict()
         entry["reached"] = reached
+        entry["seed_agreement"] = seed_agreement(trained, result)
         for kind in CLASS_KINDS:
             shown = images[kind]
             arrays[f"{kind}_{i}"] = shown
@@ -362,6 +364,29 @@ def _class_units(folder: Path, params: dict[str, Any], arts: tuple[Artifact, ...
     np.savez_compressed(folder / "classes.npz", **arrays)
     (folder / "classes.json").write_text(json.dumps(summary, indent=1))
     return {"models": len(models)}
+
+
+def seed_agreement(trained: Any, result: PreferredInputs) -> dict[str, Any] | None:
+    """How alike a class unit's preferred inputs from different noise seeds look to the network itself:
+    the mean Pearson correlation of their responses in the layer below the output, per class, beside
+    the same between first-seed images of different classes (what 'alike' is measured against).
+    None with one seed or one layer."""
+    layers, inputs = result.summary["layers"], result.layers[-1]
+    units, seeds = inputs.images.shape[:2]
+    if seeds < 2 or len(layers) < 2 or units < 2:
+        return None
+    flat = inputs.images.reshape(units * seeds, *inputs.images.shape[2:])
+    with torch.no_grad():
+        out = forward_to(trained.network, trained.normalizer.images(flat), [layers[-2]["path"]], grad=False)
+    responses = out[layers[-2]["path"]].reshape(units, seeds, -1).double().cpu().numpy()
+    centred = responses - responses.mean(axis=2, keepdims=True)
+    centred /= np.maximum(np.linalg.norm(centred, axis=2, keepdims=True), 1e-12)
+    pairs = [(a, b) for a in range(seeds) for b in range(a + 1, seeds)]
+    same = [float(np.mean([centred[u, a] @ centred[u, b] for a, b in pairs])) for u in range(units)]
+    firsts = centred[:, 0]
+    between = firsts @ firsts.T
+    different = float(between[~np.eye(units, dtype=bool)].mean())
+    return {"layer": layers[-2]["name"], "seeds": int(seeds), "same": same, "different": different}
 
 
 def _class_probability(trained: Any, images: np.ndarray) -> np.ndarray:

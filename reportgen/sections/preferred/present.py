@@ -15,6 +15,7 @@ from reportgen.drawing.colors import hot_colormap
 from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Picture, Section, atlas_path
 from reportgen.sections.preferred.compute import PreferredInputs, read
 from reportgen.sections.preferred.draw import EDGE_LOW, PRIOR_NAMES
+from reportgen.stats import bootstrap_ci
 
 SHOWN = 84          # an atlas picture's longest side, CSS pixels
 EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
@@ -60,7 +61,16 @@ def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -
                                             "mean": float(row.mean())}
                                            for judge, row in zip(models, probability, strict=True)],
                            "high_frequency": float(np.mean(entry["high_frequency"][kind]))}
-        out.append({"name": model.name, "key": model.key, "classes": entry["classes"], "kinds": kinds,
+        agreement = entry.get("seed_agreement")
+        seeds = None
+        if agreement:
+            same = np.asarray(agreement["same"], dtype=np.float64)
+            ci = bootstrap_ci(same) if len(same) > 1 else None
+            seeds = {"layer": agreement["layer"], "seeds": agreement["seeds"], "same": f"{same.mean():.2f}",
+                     "low": f"{ci.low:.2f}" if ci else None, "high": f"{ci.high:.2f}" if ci else None,
+                     "different": f"{agreement['different']:.2f}",
+                     "stable": bool(ci is not None and ci.low > agreement["different"])}
+        out.append({"name": model.name, "key": model.key, "classes": entry["classes"], "kinds": kinds, "seeds": seeds,
                     "src": f"figures/preferred/priors/{model.key}.png", "width": width, "height": height})
     return out
 

@@ -102,6 +102,10 @@ def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: B
                     with torch.no_grad():  # the softmax of the judge's logits, class c of image c
                         probs = torch.softmax(judge.network(judge.normalizer.images(images)), 1)
                     np.testing.assert_allclose(probability, probs.diagonal().numpy(), atol=1e-5)
+            agreement = entry["seed_agreement"]  # 3 seeds per class unit, seen by the layer below the output
+            assert agreement["layer"] == "fc6" and agreement["seeds"] == 3 and len(agreement["same"]) == 10
+            assert all(-1 <= r <= 1 for r in agreement["same"]) and -1 <= agreement["different"] <= 1
+            assert f"correlate at {np.mean(agreement['same']):.2f}" in html
             own = np.mean(entry["probability"]["bare"][i])
             assert f"mean probability of\n{own:.2f}" in html or f"mean probability of {own:.2f}" in html
     for key in ("model-i", "model-ii"):
