@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from reportgen.nets.architectures import create_model
-from reportgen.nets.layers import find_layer, unit_layers
+from reportgen.nets.layers import find_layer, receptive_fields, unit_layers
 from reportgen.optvis import DEFAULT_CHUNK_SIZE, Settings, Unit, render
+from reportgen.sections.preferred.compute import receptive_windows
 
 Seconds = tuple[float, float]  # (wall, this process's CPU): CPU time is what other jobs on the machine disturb least
 
@@ -124,6 +125,18 @@ def _compare(title: str, width: float, channels: int, side: int, layer: str, bat
     else:
         rate = _rate(sample, steps, lucent)
         print(f"(c) torch-lucent render_vis, {sample} units:  {_show(rate)}; batched is {_times(batched, rate)}")
+    # section 2's default objective, the centre neuron, on the receptive-field crop it sees
+    centre = Settings(**{**settings.as_dict(), "reduce": "center"})
+    windows = receptive_windows(model, [found], receptive_fields(model, shape), shape)
+    whole = _rate(len(units), steps, _ours(model, units, shape, centre, DEFAULT_CHUNK_SIZE))
+    if found.path in windows:
+        w = windows[found.path]
+        cropped = _rate(len(units), steps, _timed(lambda: render(model, units, shape, mean=0.5, std=0.25,
+                                                                  settings=centre, windows=windows)))
+        print(f"(d) centre objective, whole image: {_show(whole)}; on its {w.bottom - w.top}x{w.right - w.left} "
+              f"receptive-field window: {_show(cropped)}, {_times(cropped, whole)}")
+    else:
+        print(f"(d) centre objective, whole image: {_show(whole)}; no window (the receptive field covers the image)")
 
 
 def main() -> None:
