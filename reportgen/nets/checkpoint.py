@@ -8,7 +8,8 @@ to the training loop re-runs training only, never evaluation or the figures.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,15 @@ def resolve_precision(choice: str, device: str) -> str:
     except (AttributeError, RuntimeError):  # a build of torch without oneDNN's check
         native = False
     return "bfloat16" if native else "float32"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's CPU threads set to `count` while a stage runs, and put back after: a stage whose
+    result depends on them (sums split across threads round differently) keys the count and sets it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -25,7 +25,7 @@ from torch import nn
 
 from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import PreferredConfig
-from reportgen.nets.checkpoint import class_probabilities, load_model
+from reportgen.nets.checkpoint import class_probabilities, load_model, torch_threads
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
 from reportgen.optvis import (
@@ -55,13 +55,9 @@ def preferred_stage(folder: Path, params: dict[str, Any], dataset: Artifact, mod
     model's unit layers by module path (empty: automatic)}. `chunk_size` changes speed only (rows are
     independent)."""
     cfg: PreferredConfig = params["preferred"]
-    before = torch.get_num_threads()
-    torch.set_num_threads(params["threads"])
-    try:
+    with torch_threads(params["threads"]):
         return _run(folder, cfg, params["device"], getattr(torch, params["precision"]), params.get("layers", []),
                     dataset, model, chunk_size)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype, paths: list[str],
@@ -324,43 +320,35 @@ def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> 
     under every model and its share of high-frequency energy -> classes.npz, classes.json.
     `arts`: (model 0, preferred 0, model 1, preferred 1, ...); `params["threads"]` is keyed, as for the
     preferred stage (sums split across threads round differently)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(params["threads"])
-    try:
-        return _class_units(folder, params, arts)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _class_units(folder: Path, params: dict[str, Any], arts: tuple[Artifact, ...]) -> dict[str, Any]:
     device = torch.device(params["device"])
     models = [load_model(a.file(a.manifest["file"]), device) for a in arts[0::2]]
     results = [read(a) for a in arts[1::2]]
     arrays, summary = {}, {"kinds": list(CLASS_KINDS), "models": []}
-    for i, (trained, result) in enumerate(zip(models, results, strict=True)):
-        last, inputs = result.summary["layers"][-1], result.layers[-1]
-        chosen = Settings(**last["settings"])
-        norm = trained.normalizer
-        units_ = [Unit(last["path"], int(u)) for u in inputs.unit]
-        images = {"regularized": inputs.images[:, 0]}
-        reached = {"regularized": inputs.reached[:, 0].tolist()}
-        entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(), "settings": {}}
-        for kind, settings in prior_settings(chosen).items():
-            rendering = render(trained.network, units_, trained.input_shape, mean=norm.mean.flatten().tolist(),
-                               std=norm.std.flatten().tolist(), settings=settings, seed=params["seed"])
-            images[kind], reached[kind] = rendering.display, [r.reached for r in rendering.records]
-            entry["settings"][kind] = settings.as_dict()
-        entry["reached"] = reached
-        entry["seed_agreement"] = seed_agreement(trained, result)
-        for kind in CLASS_KINDS:
-            shown = images[kind]
-            arrays[f"{kind}_{i}"] = shown
-            pixels = torch.from_numpy(shown).permute(0, 3, 1, 2).float() / 255
-            entry.setdefault("high_frequency", {})[kind] = high_frequency_energy(pixels).tolist()
-            # row c is the unit of class c: its probability under every model, each at its own input
-            entry.setdefault("probability", {})[kind] = [
-                _class_probability(other, shown).tolist() for other in models]
-        summary["models"].append(entry)
+    with torch_threads(params["threads"]):
+        for i, (trained, result) in enumerate(zip(models, results, strict=True)):
+            last, inputs = result.summary["layers"][-1], result.layers[-1]
+            chosen = Settings(**last["settings"])
+            norm = trained.normalizer
+            units_ = [Unit(last["path"], int(u)) for u in inputs.unit]
+            images = {"regularized": inputs.images[:, 0]}
+            reached = {"regularized": inputs.reached[:, 0].tolist()}
+            entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(), "settings": {}}
+            for kind, settings in prior_settings(chosen).items():
+                rendering = render(trained.network, units_, trained.input_shape, mean=norm.mean.flatten().tolist(),
+                                   std=norm.std.flatten().tolist(), settings=settings, seed=params["seed"])
+                images[kind], reached[kind] = rendering.display, [r.reached for r in rendering.records]
+                entry["settings"][kind] = settings.as_dict()
+            entry["reached"] = reached
+            entry["seed_agreement"] = seed_agreement(trained, result)
+            for kind in CLASS_KINDS:
+                shown = images[kind]
+                arrays[f"{kind}_{i}"] = shown
+                pixels = torch.from_numpy(shown).permute(0, 3, 1, 2).float() / 255
+                entry.setdefault("high_frequency", {})[kind] = high_frequency_energy(pixels).tolist()
+                # row c is the unit of class c: its probability under every model, each at its own input
+                entry.setdefault("probability", {})[kind] = [
+                    _class_probability(other, shown).tolist() for other in models]
+            summary["models"].append(entry)
     np.savez_compressed(folder / "classes.npz", **arrays)
     (folder / "classes.json").write_text(json.dumps(summary, indent=1))
     return {"models": len(models)}
@@ -393,12 +381,12 @@ def _class_probability(trained: Any, images: np.ndarray) -> np.ndarray:
     """The probability a model gives image c of its class c, the images (uint8 NHWC) brought to the
     model's input size and channels first."""
     channels, height, width = trained.input_shape
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    x = trained.normalizer.unit(images)
     if x.shape[1] != channels:
         x = x.mean(1, keepdim=True) if channels == 1 else x.expand(-1, 3, -1, -1)
     if tuple(x.shape[2:]) != (height, width):
         x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
     with torch.no_grad():
-        logits = trained.network(trained.normalizer(x.to(trained.normalizer.mean.device)))
+        logits = trained.network(trained.normalizer(x))
     probs = class_probabilities(logits, trained.outputs).cpu().numpy()
     return probs[np.arange(len(images)), np.arange(len(images))]

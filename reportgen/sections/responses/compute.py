@@ -29,7 +29,7 @@ import torch
 from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import ResponsesConfig
 from reportgen.errors import SettingError
-from reportgen.nets.checkpoint import load_model
+from reportgen.nets.checkpoint import load_model, torch_threads
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import LayerError, default_feature_layer, receptive_fields, unit_layers
 from reportgen.sections.responses import randomization
@@ -270,16 +270,6 @@ def randomization_stage(folder: Path, params: dict[str, Any], dataset_art: Artif
     95% bootstrap interval over the images, per step and method). `params`: per_class, seed, device,
     the model's unit layers by module path, and the torch threads (keyed: sums split across threads
     round differently)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(params["threads"])
-    try:
-        return _randomization(folder, params, dataset_art, model_art, computed)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _randomization(folder: Path, params: dict[str, Any], dataset_art: Artifact, model_art: Artifact,
-                   computed: Artifact) -> dict[str, Any]:
     device = torch.device(params["device"])
     trained = load_model(model_art.file(model_art.manifest["file"]), device)
     images, _ = Dataset.from_artifact(dataset_art).part("test")
@@ -292,7 +282,8 @@ def _randomization(folder: Path, params: dict[str, Any], dataset_art: Artifact, 
     result: dict[str, Any] = {"rows": len(rows), "steps": [], "methods": {}}
     if rows:
         x = trained.normalizer.images(images[[i for i, _ in rows]])
-        found = randomization.cascade(trained.network, layers, x, [u for _, u in rows], seed=params["seed"])
+        with torch_threads(params["threads"]):
+            found = randomization.cascade(trained.network, layers, x, [u for _, u in rows], seed=params["seed"])
         result["steps"] = found.steps
         for method in randomization.METHODS:
             entry = result["methods"][method] = {}

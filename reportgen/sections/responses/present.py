@@ -21,7 +21,9 @@ from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
 
 FIGURES = "figures/responses"
-RANDOMIZED_PER_CLASS = 2  # top images per class unit the randomization test explains (stages.py passes it)
+# top test images per class unit that the randomization test explains (2 x the classes: a few seconds
+# even at 224x224); stages.py passes it, the text states it
+RANDOMIZED_PER_CLASS = 2
 # fewest classes whose per-class gaps a bootstrap interval of the correlation gap resamples
 MIN_CLASSES_FOR_INTERVAL = 5
 ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pixels

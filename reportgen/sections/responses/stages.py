@@ -14,9 +14,6 @@ from reportgen.sections.base import BuildContext, SectionSpec
 from reportgen.sections.responses import compute, draw, present
 
 RESPONSES = Stage("responses", compute.responses_stage)
-# top test images per class unit that the randomization test explains (2 x the classes: a few seconds
-# even at 224x224), shared with the text that states it
-RANDOMIZED_PER_CLASS = present.RANDOMIZED_PER_CLASS
 # the randomization test's torch threads without build.workers: fixed, since they are keyed
 RANDOMIZATION_THREADS = 2
 RESPONSE_FIGURES = Stage("response-figures", draw.drawing_stage)
@@ -43,7 +40,7 @@ def build(ctx: BuildContext) -> Section:
         drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
                              r.data, art, label=f"response figures {r.name}"))
         # does guided backprop explain what the network learned? (Adebayo et al.'s cascading test)
-        checked = ctx.run(RANDOMIZATION, {"per_class": RANDOMIZED_PER_CLASS, "seed": cfg.preferred.seed,
+        checked = ctx.run(RANDOMIZATION, {"per_class": present.RANDOMIZED_PER_CLASS, "seed": cfg.preferred.seed,
                                           "device": ctx.device, "layers": list(m.layers),
                                           "threads": cfg.build.workers or RANDOMIZATION_THREADS},
                           r.data, r.model, art, label=f"randomization {r.name}")
