@@ -319,6 +319,22 @@ def test_every_page_and_every_link_between_pages_resolves(browser: Browser, site
     assert home_links, "the post does not link back to the home page"
 
 
+def _offline_page(browser: Browser, root: str) -> tuple[Any, Any, list[str], list[str]]:
+    """A 1280 px page that may fetch only files under `root`: its context, the page, the URLs it tried to
+    fetch from elsewhere, and its errors (console errors and warnings, script errors, failed requests)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    outside: list[str] = []
+    errors: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root)
+                  else (outside.append(route.request.url), route.abort())[1])
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    return context, page, outside, errors
+
+
 # The viewBox of the unit graph, read after each interaction.
 _VIEWBOX = "() => document.querySelector('#unitgraph svg').getAttribute('viewBox')"
 
@@ -327,16 +343,7 @@ def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: B
     """The pannable graph works opened from disk: keys pan and zoom it, every sheet image loads, nothing
     leaves the machine, no console error, and a click on a thumbnail opens that unit's atlas entry."""
     root = site.as_uri() + "/"
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    outside: list[str] = []
-    errors: list[str] = []
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(root)
-                  else (outside.append(route.request.url), route.abort())[1])
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("requestfailed", lambda r: errors.append(f"{r.url}: {r.failure}"))
+    context, page, outside, errors = _offline_page(browser, root)
     try:
         page.goto(root + "posts/visualizing-two-cnns/graph/model-i.html")
         whole = page.evaluate(_VIEWBOX)
@@ -362,7 +369,109 @@ def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: B
         assert page.locator("#unit-3").is_visible()
     finally:
         context.close()
-    assert not outside, outside
+    assert not outside and not errors, (outside, errors)
+
+
+# The atlas table's rows as the reader sees them: unit index, the sort value of a column, hidden or not.
+_ROWS = """col => Array.from(document.querySelectorAll("#atlas-units tbody tr"), r => ({
+  unit: Number(r.dataset.unit), hidden: r.hidden, flagged: r.classList.contains("flagged"),
+  value: r.cells[col].hasAttribute("data-value") ? Number(r.cells[col].dataset.value) : null }))"""
+
+
+def test_atlas_table_sorts_and_filters_from_the_keyboard(browser: Browser, site: Path) -> None:
+    """An atlas page opened from disk: Tab reaches a column's sort button and Enter sorts the rows by
+    the numbers the cells carry (largest first, then smallest first; unmeasured cells last), the
+    header says so (aria-sort), the flagged-only filter hides the rest, and a unit's address shows
+    its row. No console error, nothing fetched from outside the site."""
+    root = site.as_uri() + "/"
+    context, page, outside, errors = _offline_page(browser, root)
+    try:
+        page.goto(root + "posts/visualizing-two-cnns/atlas/model-ii/fc6.html")
+        headers = page.locator("#atlas-units thead th").all_inner_texts()
+        col = next(i for i, h in enumerate(headers) if h.startswith("Reached / best"))
+        before = page.evaluate(_ROWS, col)
+        assert [r["unit"] for r in before] == sorted(r["unit"] for r in before)  # unit order without a press
+        button = page.locator("#atlas-units thead th").nth(col).locator("button")
+        for _ in range(40):  # Tab through the page until the button has the focus, as a keyboard user would
+            page.keyboard.press("Tab")
+            if button.evaluate("b => b === document.activeElement"):
+                break
+        else:
+            pytest.fail("Tab never reached the sort button of the ratio column")
+        page.keyboard.press("Enter")
+        largest = page.evaluate(_ROWS, col)
+        measured = [r["value"] for r in largest if r["value"] is not None]
+        assert measured == sorted(measured, reverse=True) and measured
+        assert all(r["value"] is None for r in largest[len(measured):])  # the unmeasured come last
+        assert page.locator("#atlas-units thead th").nth(col).get_attribute("aria-sort") == "descending"
+        assert "largest first" in page.locator("#atlas-status").inner_text()
+        page.keyboard.press("Enter")
+        smallest = [r["value"] for r in page.evaluate(_ROWS, col) if r["value"] is not None]
+        assert smallest == sorted(measured)
+        flagged = sum(r["flagged"] for r in before)
+        if flagged:  # the filter is offered only where a unit is flagged
+            page.locator("#atlas-flagged").check()
+            shown = [r for r in page.evaluate(_ROWS, col) if not r["hidden"]]
+            assert len(shown) == flagged and all(r["flagged"] for r in shown)
+            page.locator("#atlas-flagged").uncheck()
+        else:
+            assert page.locator(".atlas-controls").is_hidden()
+        page.goto(root + "posts/visualizing-two-cnns/atlas/model-ii/fc6.html#unit-40")
+        assert page.locator("#unit-40").is_visible()
+    finally:
+        context.close()
+    assert not outside and not errors, (outside, errors)
+
+
+# An atlas page's measures at 1280 px: the table's top and the space below it, each row's height and
+# the elements it holds, and the page's element count and height.
+_ATLAS_MEASURES = """() => {
+  const table = document.getElementById("atlas-units"), rows = Array.from(table.tBodies[0].rows);
+  const top = table.tBodies[0].getBoundingClientRect().top + window.scrollY;
+  const height = document.documentElement.scrollHeight;
+  return { top, below: height - (top + table.tBodies[0].getBoundingClientRect().height), height,
+           rowHeights: rows.map(r => r.getBoundingClientRect().height),
+           rowElements: rows.map(r => r.getElementsByTagName("*").length + 1),
+           elements: document.getElementsByTagName("*").length };
+}"""
+PAGE_HEIGHT_PX = 15_000      # issue 15's goals: an atlas page a reader can scroll through at 1280 px,
+ELEMENTS_PER_100_UNITS = 1_500   # light enough to lay out at once
+POST_BYTES_BEFORE_SCROLL = 2_500_000
+
+
+def test_pages_stay_within_their_weight_height_and_element_budgets(browser: Browser, site: Path) -> None:
+    """Budgets of issue 15, measured in Chromium at 1280 px: a full atlas page (ATLAS_PAGE_UNITS rows,
+    extrapolated from the tallest and the heaviest row of every page of this build) stays under 15,000 px
+    and 1,500 elements per 100 units; the post fetches at most 2.5 MB before the reader scrolls (its
+    images below the fold are lazy and its movies wait for the reader)."""
+    from reportgen.report.pages import ATLAS_PAGE_UNITS
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url))
+    worst: list[str] = []
+    try:
+        pages = sorted((site / "posts" / "visualizing-two-cnns" / "atlas").rglob("*.html"))
+        assert len(pages) == 7 + 9
+        for path in pages:
+            page.goto(path.as_uri())
+            m = page.evaluate(_ATLAS_MEASURES)
+            chrome = m["elements"] - sum(m["rowElements"])
+            full_height = m["top"] + ATLAS_PAGE_UNITS * max(m["rowHeights"]) + m["below"]
+            full_elements = chrome + ATLAS_PAGE_UNITS * max(m["rowElements"])
+            if full_height > PAGE_HEIGHT_PX or full_elements > ELEMENTS_PER_100_UNITS * ATLAS_PAGE_UNITS / 100:
+                worst.append(f"{path.name}: {full_height:.0f} px, {full_elements} elements for a full page")
+        fetched.clear()
+        page.goto((site / POST).as_uri(), wait_until="load")
+        page.wait_for_timeout(300)  # lazy images near the viewport start after load
+        files = {u for u in fetched if u.startswith("file://")}
+        weight = sum(Path(u.removeprefix("file://").split("#")[0]).stat().st_size for u in files)
+    finally:
+        context.close()
+    assert not worst, worst
+    assert weight <= POST_BYTES_BEFORE_SCROLL, f"the post fetched {weight:,} bytes before a scroll: {sorted(files)}"
 
 
 # Resolves once every <video> has its metadata (or failed): what a reader's player needs to start. The

@@ -1,10 +1,6 @@
 """Every page of one built site through html-validate (node_modules/.bin/html-validate, installed by
 `npm ci` from package-lock.json), with the repository's .htmlvalidate.json: html-validate's
-recommended rules, plus one narrowing:
-
-- no-inline-style allows the properties of an atlas tile (width, height, background-image, -size,
-  -position): each tile shows its own square of a layer's sprite sheet, data a shared stylesheet
-  cannot hold, so that a page of thousands of units loads one image per layer, not one per unit.
+recommended rules, unchanged (atlas tiles are SVG views of their sprite sheets, so no page needs an inline style).
 
 Like the browser test's Chromium, node_modules is optional on a laptop (the test skips) and required
 in CI (the test fails when the CI variable is set)."""

@@ -47,7 +47,7 @@ class Page:
 
 @dataclass(frozen=True)
 class Picture:
-    """An image on an atlas entry: a whole file, or one tile of a sprite sheet, so that thousands of
+    """An image in an atlas row: a whole file, or one tile of a sprite sheet, so that thousands of
     units cost a few image files rather than thousands."""
 
     src: str                                   # relative to the post folder, e.g. "figures/preferred/x.png"
@@ -57,27 +57,44 @@ class Picture:
     tile: tuple[int, int, int, int] | None = None   # x, y, w, h of the tile in the sheet, in sheet pixels
     sheet: tuple[int, int] | None = None            # the sheet's width and height, in pixels
 
-    def style(self) -> str:
-        """Inline CSS that shows just this tile, scaled to the displayed size."""
-        if self.tile is None or self.sheet is None:
-            return ""
-        x, y, w, h = self.tile
-        sx, sy = self.width / w, self.height / h
-        return (f"width:{self.width}px;height:{self.height}px;background-size:{self.sheet[0] * sx:g}px "
-                f"{self.sheet[1] * sy:g}px;background-position:{-x * sx:g}px {-y * sy:g}px")
+    @property
+    def view_box(self) -> str:
+        """The SVG viewBox that shows just this tile of the sheet: the browser scales it to the
+        displayed size exactly, with no rounded background offsets and no inline style."""
+        x, y, w, h = self.tile or (0, 0, self.width, self.height)
+        return f"{x} {y} {w} {h}"
+
+
+@dataclass(frozen=True)
+class AtlasCell:
+    """One column of a unit's row in the atlas: pictures, or a short measured text with the number the
+    column sorts by."""
+
+    column: str                                # the column's heading, the same for every unit of a layer
+    text: str = ""
+    pictures: tuple[Picture, ...] = ()
+    value: float | None = None                 # what the column sorts by; None: not measured for this unit
 
 
 @dataclass(frozen=True)
 class AtlasPanel:
-    """One section's contribution to one unit's atlas entry (preferred inputs, top patches ...)."""
+    """One section's cells of one unit's row in the atlas (preferred inputs, top patches ...)."""
 
     model: str                                 # the model's key (ModelRecord.key)
     layer: str                                 # the layer's name, e.g. "conv3"
     unit: int
-    heading: str
-    pictures: tuple[Picture, ...] = ()
-    facts: tuple[str, ...] = ()                # short measured statements, e.g. "reached 4.2 (best test image 3.1)"
-    flag: str = ""                             # e.g. "dead": shown, so a grey square is not taken for a result
+    cells: tuple[AtlasCell, ...] = ()
+    flags: tuple[str, ...] = ()                # e.g. "dead": shown, so a grey square is not taken for a result
+
+
+@dataclass(frozen=True)
+class AtlasNote:
+    """What one section's columns mean for a whole layer (said once above its table, not per unit):
+    what the pictures show, what a flag means."""
+
+    model: str
+    layer: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -88,14 +105,29 @@ class Section:
     context: dict[str, Any]                             # numbers and file names, measured by its stages
     pages: list[Page] = field(default_factory=list)     # extra pages; paths relative to the post's folder
     media: list[Artifact] = field(default_factory=list)  # drawing artifacts copied into the post's figures/
-    atlas: list[AtlasPanel] = field(default_factory=list)  # per-unit panels, gathered into the atlas pages
+    atlas: list[AtlasPanel] = field(default_factory=list)  # per-unit cells, gathered into the atlas pages
+    atlas_notes: list[AtlasNote] = field(default_factory=list)  # per-layer legends of those cells
     # facts every template of the post reads at the top level (section 1's data and models)
     shared: dict[str, Any] = field(default_factory=dict)
 
 
-def atlas_path(model_key: str, layer: str) -> str:
-    """Where a model's layer page of the unit atlas lives, relative to the post folder."""
-    return f"atlas/{model_key}/{file_slug(layer)}.html"
+# units per atlas page: a 512-unit layer is four pages of a table about 10,000 px tall at 1280 px, not
+# one of 40,000 px; pages hold fixed ranges of unit indices, so any link can name a unit's page
+ATLAS_PAGE_UNITS = 128
+
+
+def atlas_path(model_key: str, layer: str, page: int = 0) -> str:
+    """Where a model's layer page of the unit atlas lives, relative to the post folder: page 0 holds
+    units 0-127, page 1 units 128-255 ... (a '.' cannot come from file_slug, so no layer's name
+    collides with another's later page)."""
+    first = page * ATLAS_PAGE_UNITS
+    suffix = f".units-{first}-{first + ATLAS_PAGE_UNITS - 1}" if page else ""
+    return f"atlas/{model_key}/{file_slug(layer)}{suffix}.html"
+
+
+def atlas_href(model_key: str, layer: str, unit: int) -> str:
+    """The link to one unit's row of the atlas, relative to the post folder."""
+    return f"{atlas_path(model_key, layer, unit // ATLAS_PAGE_UNITS)}#unit-{unit}"
 
 
 def file_slug(name: str) -> str:

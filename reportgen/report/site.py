@@ -30,7 +30,7 @@ from reportgen import stats
 from reportgen.cache import source_date, stable_hash, versions
 from reportgen.config import Config, section
 from reportgen.errors import SiteError
-from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Section, atlas_path
+from reportgen.report.pages import ATLAS_PAGE_UNITS, AtlasPanel, ModelRecord, Page, Section, atlas_path
 from reportgen.report.prose import (
     Text,
     as_text,
@@ -201,23 +201,47 @@ def make_env(cfg: Config) -> Environment:
 
 
 def atlas_pages(sections: Sequence[Section], models: Sequence[ModelRecord]) -> list[Page]:
-    """One page per model and layer holding every unit's entry, each entry gathering the panels that
-    every section contributed for that unit, under a stable anchor (#unit-<index>)."""
+    """Per model and layer, a table with a row per unit whose cells every section contributed, split
+    into pages of ATLAS_PAGE_UNITS unit indices; each row under a stable anchor (#unit-<index>)."""
     names = {m.key: m.name for m in models}
     grouped: dict[tuple[str, str], dict[int, list[AtlasPanel]]] = {}
+    order: dict[tuple[str, str], dict[str, None]] = {}  # columns in the order the sections give them
     for panel in (p for s in sections for p in s.atlas):
         grouped.setdefault((panel.model, panel.layer), {}).setdefault(panel.unit, []).append(panel)
+        order.setdefault((panel.model, panel.layer), {}).update(dict.fromkeys(c.column for c in panel.cells))
+    notes: dict[tuple[str, str], list[str]] = {}
+    for note in (n for s in sections for n in s.atlas_notes):
+        notes.setdefault((note.model, note.layer), []).append(note.text)
     layers_of: dict[str, list[str]] = {}
     for model, layer in grouped:
         layers_of.setdefault(model, []).append(layer)
     pages = []
     for (model, layer), units in grouped.items():
-        path = atlas_path(model, layer)
+        cells = [c for unit in sorted(units) for panel in units[unit] for c in panel.cells]
+        columns = list(order[model, layer])
+        sortable = {c.column for c in cells if c.value is not None}
+        pictured = {c.column for c in cells if c.pictures}
+        header = [{"name": name, "sort": name in sortable, "pictures": name in pictured} for name in columns]
+        page_of = {unit: unit // ATLAS_PAGE_UNITS for unit in units}
+        indices = sorted({0, *page_of.values()})
         nav = [{"name": name, "href": "../../" + atlas_path(model, name), "current": name == layer}
                for name in layers_of[model]]
-        entries = [{"unit": unit, "anchor": f"unit-{unit}", "panels": units[unit]} for unit in sorted(units)]
-        pages.append(Page(path, "atlas.html", {"atlas": {"model": names.get(model, model), "layer": layer,
-                                                         "nav": nav, "entries": entries}}))
+        for index in indices:
+            rows = []
+            for unit in sorted(u for u in units if page_of[u] == index):
+                by_column = {c.column: c for panel in units[unit] for c in panel.cells}
+                flags = [flag for panel in units[unit] for flag in panel.flags]
+                rows.append({"unit": unit, "anchor": f"unit-{unit}", "flags": flags,
+                             "cells": [by_column.get(name) for name in columns]})
+            first = index * ATLAS_PAGE_UNITS
+            ranges = [{"label": f"{n * ATLAS_PAGE_UNITS}\u2013{n * ATLAS_PAGE_UNITS + ATLAS_PAGE_UNITS - 1}",
+                       "href": "../../" + atlas_path(model, layer, n), "current": n == index}
+                      for n in indices] if len(indices) > 1 else []
+            pages.append(Page(atlas_path(model, layer, index), "atlas.html", {"atlas": {
+                "model": names.get(model, model), "layer": layer, "nav": nav, "ranges": ranges,
+                "first": first, "last": first + ATLAS_PAGE_UNITS - 1, "units": len(units),
+                "columns": header, "rows": rows, "notes": notes.get((model, layer), []),
+                "flagged": sum(bool(r["flags"]) for r in rows)}}))
     return pages
 
 

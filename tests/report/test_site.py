@@ -97,21 +97,46 @@ def test_a_page_linking_to_script_is_refused_whatever_produced_it(snippet: str) 
     assert _check_inert('<a href="https://example.org/javascript:">', "index.html")
 
 
-def test_atlas_gathers_each_units_panels_from_every_section_into_a_page_per_layer() -> None:
-    from reportgen.report.pages import AtlasPanel, ModelRecord, Picture, Section
+def test_atlas_gathers_each_units_cells_from_every_section_into_pages_of_a_layers_table() -> None:
+    from reportgen.report.pages import (
+        ATLAS_PAGE_UNITS,
+        AtlasCell,
+        AtlasNote,
+        AtlasPanel,
+        ModelRecord,
+        Picture,
+        Section,
+        atlas_href,
+    )
     from reportgen.report.site import atlas_pages
 
     record = ModelRecord("Model <I>", "model-i", None, "", None, None, None)  # artifacts are not read here
     tile = Picture("figures/sheet.png", "unit 3", 56, 56, tile=(28, 0, 28, 28), sheet=(280, 28))
-    preferred = Section("preferred", {}, atlas=[AtlasPanel("model-i", "conv1", 3, "Preferred input", (tile,)),
-                                                AtlasPanel("model-i", "conv1", 1, "Preferred input", flag="dead"),
-                                                AtlasPanel("model-i", "features.0", 0, "Preferred input")])
-    patches = Section("responses", {}, atlas=[AtlasPanel("model-i", "conv1", 3, "Top patches", facts=("9 images",))])
+    late = ATLAS_PAGE_UNITS + 5  # a unit on the layer's second page
+    preferred = Section("preferred", {}, atlas=[
+        AtlasPanel("model-i", "conv1", 3, (AtlasCell("Preferred input", pictures=(tile,)),
+                                           AtlasCell("Reached", "4.2", value=4.2))),
+        AtlasPanel("model-i", "conv1", 1, (AtlasCell("Reached", "0", value=0.0),), flags=("dead",)),
+        AtlasPanel("model-i", "conv1", late, (AtlasCell("Reached", "1", value=1.0),)),
+        AtlasPanel("model-i", "features.0", 0, (AtlasCell("Reached", "1", value=1.0),))],
+        atlas_notes=[AtlasNote("model-i", "conv1", "Reached: what the ascent reached.")])
+    patches = Section("responses", {}, atlas=[
+        AtlasPanel("model-i", "conv1", 3, (AtlasCell("Classes", "7 \u00d79"),), flags=("silent",))])
     pages = atlas_pages([preferred, patches], [record])
-    assert [p.path for p in pages] == ["atlas/model-i/conv1.html", "atlas/model-i/features-0.html"]
+    assert [p.path for p in pages] == ["atlas/model-i/conv1.html", f"atlas/model-i/conv1.units-{ATLAS_PAGE_UNITS}-"
+                                       f"{2 * ATLAS_PAGE_UNITS - 1}.html", "atlas/model-i/features-0.html"]
+    assert atlas_href("model-i", "conv1", late) == pages[1].path + f"#unit-{late}"  # links find a unit's page
     atlas = pages[0].context["atlas"]
-    assert atlas["model"] == "Model <I>" and [e["unit"] for e in atlas["entries"]] == [1, 3]
-    assert [p.heading for p in atlas["entries"][1]["panels"]] == ["Preferred input", "Top patches"]
+    assert atlas["model"] == "Model <I>" and [r["unit"] for r in atlas["rows"]] == [1, 3]
+    # one column per heading, in the order the sections give them; a unit without a cell gets a gap
+    assert [c["name"] for c in atlas["columns"]] == ["Preferred input", "Reached", "Classes"]
+    assert [c["sort"] for c in atlas["columns"]] == [False, True, False]
+    assert atlas["rows"][0]["cells"][0] is None and atlas["rows"][1]["cells"][2].text == "7 \u00d79"
+    assert [r["flags"] for r in atlas["rows"]] == [["dead"], ["silent"]] and atlas["flagged"] == 2
+    assert atlas["notes"] == ["Reached: what the ascent reached."] and atlas["units"] == 3
+    assert [r["current"] for r in atlas["ranges"]] == [True, False]
+    assert pages[2].context["atlas"]["ranges"] == []  # one page: no page links
     assert atlas["nav"][1] == {"name": "features.0", "href": "../../atlas/model-i/features-0.html", "current": False}
-    # the tile is scaled 2x: the sheet and the offset with it
-    assert tile.style() == "width:56px;height:56px;background-size:560px 56px;background-position:-56px 0px"
+    assert tile.view_box == "28 0 28 28"  # the browser scales the tile's view, exactly
+
+

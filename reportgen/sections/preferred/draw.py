@@ -35,6 +35,7 @@ FRAME = (768, 432)  # movie frame (width, height): multiples of 16, 16:9; thumbn
 CRF = 28            # x264 quality: the frames are noisy thumbnails, and crf 20 made 2.4 MB of 48 tiny-build frames
 EDGE_LOW = 0.35     # weakest drawn edge's position on the hot colormap (0 is black, invisible here)
 SHEET_COLUMNS = 32
+SHEET_GAP = 1          # white pixels between a sheet's tiles: a unit's seeds, side by side, stay apart
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,9 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
     sheets = []
     for i, layer in enumerate(layers):
         name = f"sheet-{i}-{_slug(layer['name'])}.png"
-        size = write_sheet(tiles[i], out / name)
-        sheets.append({"file": name, "size": size, "tile": list(tiles[i].shape[2:4][::-1]),
-                       "columns": SHEET_COLUMNS})
+        sheets.append({"file": name, **write_sheet(tiles[i], out / name)})
     planes = input_tiles(weights["input"])
-    inputs = {"file": "sheet-input.png", "size": write_sheet(planes, out / "sheet-input.png"),
-              "tile": list(planes.shape[2:4][::-1]), "columns": SHEET_COLUMNS}
+    inputs = {"file": "sheet-input.png", **write_sheet(planes, out / "sheet-input.png")}
     class_units(tiles[-1], summary["class_names"], out / "class-units.png")
     if "filters" in weights:
         filters_image(weights["filters"], out / "filters.png")
@@ -99,19 +97,23 @@ def layer_tiles(images: np.ndarray, box: list[int] | None) -> np.ndarray:
     return images[:, :, top:bottom, left:right]
 
 
-def write_sheet(tiles: np.ndarray, path: Path) -> list[int]:
-    """Every tile of a layer, unit-major then seed, row by row in SHEET_COLUMNS columns; returns [W, H]."""
-    flat = tiles.reshape(-1, *tiles.shape[2:])
-    n, h, w, c = flat.shape
-    columns = min(n, SHEET_COLUMNS)
+def write_sheet(tiles: np.ndarray, path: Path) -> dict[str, Any]:
+    """Every tile of a layer, unit-major then seed, row by row with SHEET_GAP white pixels between
+    them; a row holds whole units, so one view of the sheet shows all of a unit's seeds side by side.
+    Returns the sheet's "size" [W, H], "tile" [w, h], "columns" and "gap"."""
+    units, seeds, h, w, c = tiles.shape
+    flat = tiles.reshape(-1, h, w, c)
+    n = len(flat)
+    columns = min(n, seeds * max(1, SHEET_COLUMNS // seeds))
     rows = math.ceil(n / columns)
-    sheet = np.zeros((rows * h, columns * w, c), np.uint8)
+    size = [columns * (w + SHEET_GAP) - SHEET_GAP, rows * (h + SHEET_GAP) - SHEET_GAP]
+    sheet = np.full((size[1], size[0], c), 255, np.uint8)
     for k in range(n):
         r, col = divmod(k, columns)
-        sheet[r * h:(r + 1) * h, col * w:(col + 1) * w] = flat[k]
+        y, x = r * (h + SHEET_GAP), col * (w + SHEET_GAP)
+        sheet[y:y + h, x:x + w] = flat[k]
     _save(sheet, path)
-    return [columns * w, rows * h]
-
+    return {"size": size, "tile": [w, h], "columns": columns, "gap": SHEET_GAP}
 
 def _save(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path, optimize=False)

@@ -12,19 +12,29 @@ import numpy as np
 from reportgen.cache import Artifact
 from reportgen.config import PreferredConfig
 from reportgen.drawing.colors import hot_colormap
-from reportgen.report.pages import AtlasPanel, ModelRecord, Page, Picture, Section, atlas_path
+from reportgen.report.pages import (
+    AtlasCell,
+    AtlasNote,
+    AtlasPanel,
+    ModelRecord,
+    Page,
+    Picture,
+    Section,
+    atlas_href,
+    atlas_path,
+)
 from reportgen.sections.preferred.compute import PreferredInputs, read
 from reportgen.sections.preferred.draw import EDGE_LOW, PRIOR_NAMES
 from reportgen.stats import bootstrap_ci
 
-SHOWN = 84          # an atlas picture's longest side, CSS pixels
+SHOWN = 64          # an atlas picture's longest side, CSS pixels
 EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
 
 
 def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Artifact],
             drawn: list[Artifact], classes: Artifact, classes_drawn: Artifact) -> Section:
     """The Section record of the post's section 2."""
-    contexts, pages, panels = [], [], []
+    contexts, pages, panels, notes = [], [], [], []
     for model, comp, draw in zip(models, computed, drawn, strict=True):
         result = read(comp)
         summary, weights = result.summary, result.weights
@@ -34,7 +44,9 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
         contexts[-1]["filter_size"] = list(weights["filters"].shape[2:]) if "filters" in weights else None
         pages.append(Page(f"graph/{model.key}.html", "unitgraph.html",
                           {"graph": _graph_page(model, summary, graph, folder)}))
-        panels += _panels(model, result, graph, folder)
+        model_panels, model_notes = _panels(model, result, graph, folder)
+        panels += model_panels
+        notes += model_notes
     first = json.loads(computed[0].file("preferred.json").read_text()) if computed else {}
     context = {"models": contexts, "steps": cfg.steps, "trials": cfg.trials, "search_units": cfg.search_units,
                "units_per_layer": cfg.units_per_layer,
@@ -43,7 +55,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "precision": first.get("precision", "float32"),
                "class_names": first.get("class_names", []),
                "class_units": class_units(models, classes, classes_drawn)}
-    return Section("preferred", context, pages, [*drawn, classes_drawn], panels)
+    return Section("preferred", context, pages, [*drawn, classes_drawn], panels, notes)
 
 
 def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -> list[dict[str, Any]]:
@@ -131,47 +143,61 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
     }
 
 
-def _tile(sheet: dict[str, Any], k: int) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
-    """Tile k of a sprite sheet: (x, y, w, h) and the sheet's (W, H)."""
+def _tile(sheet: dict[str, Any], k: int, count: int = 1) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """Tiles k to k + count - 1 of a sprite sheet, side by side in one of its rows: (x, y, w, h), and the
+    sheet's (W, H)."""
     w, h = sheet["tile"]
+    pitch = sheet.get("gap", 0)
     row, col = divmod(k, sheet["columns"])
-    return (col * w, row * h, w, h), (sheet["size"][0], sheet["size"][1])
+    return ((col * (w + pitch), row * (h + pitch), count * w + (count - 1) * pitch, h),
+            (sheet["size"][0], sheet["size"][1]))
+
+def _fit(w: int, h: int) -> tuple[int, int]:
+    """A picture's displayed size: small tiles enlarged by a whole factor (pixels stay square), large
+    ones shrunk to SHOWN on their longest side."""
+    side = max(w, h)
+    scale = max(1, round(SHOWN / side)) if side <= SHOWN else SHOWN / side
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], folder: str) -> list[AtlasPanel]:
-    """One panel per unit: its reconstruction(s) as tiles of the layer's sheet, the activation reached
-    against its start and its best test image, and a flag where the picture is not a result."""
-    panels = []
+def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], folder: str
+            ) -> tuple[list[AtlasPanel], list[AtlasNote]]:
+    """Every shown unit's cells of its atlas row (its reconstruction(s) as tiles of the layer's sheet,
+    the activation reached and against its best test image) and its flags; and per layer, once, what
+    those cells mean."""
+    panels, notes = [], []
     for i, (layer, inputs) in enumerate(zip(result.summary["layers"], result.layers, strict=True)):
         sheet = graph["sheets"][i]
         w, h = sheet["tile"]
-        scale = max(1, round(SHOWN / max(w, h)))
+        shown_w, shown_h = _fit(w, h)
         seeds = layer["seeds"]
+        what = (f"Preferred input{'s' if seeds > 1 else ''}: what the ascent drew from "
+                f"{f'{seeds} noise seeds' if seeds > 1 else 'noise'}")
+        if layer["box"]:
+            top, left, bottom, right = layer["box"]
+            what += (f", shown on the {bottom - top}\u00d7{right - left}-pixel receptive field of the channel's "
+                     "centre neuron")
+        notes.append(AtlasNote(model.key, layer["name"], what + ". Reached: the activation it reached "
+                               f"{'(first seed) ' if seeds > 1 else ''}from its value on the starting noise; "
+                               "reached / best: against the unit's best test image. Flags: dead, never active on "
+                               "a test image; flat, not raised above its start, so the picture is not a result."))
         for row, unit in enumerate(inputs.unit.tolist()):
-            pictures = []
-            for s in range(seeds):
-                tile, size = _tile(sheet, row * seeds + s)
-                which = f", noise seed {s + 1} of {seeds}" if seeds > 1 else ""
-                alt = f"Preferred input of {layer['name']} unit {unit}{which}"
-                pictures.append(Picture(folder + sheet["file"], alt, w * scale, h * scale, tile=tile, sheet=size))
-            reached, start, best = inputs.reached[row], inputs.start[row], float(inputs.best[row])
-            facts = [f"Activation reached: {', '.join(f'{r:.3g}' for r in reached)} "
-                     f"(from {', '.join(f'{s:.3g}' for s in start)} on the starting noise)",
-                     f"Best test image: {best:.3g}"
-                     + (f" (reached / best = {reached[0] / best:.2f})" if best > 0 else "")]
-            if layer["box"]:
-                top, left, bottom, right = layer["box"]
-                facts.append(f"Shown: the {bottom - top}×{right - left}-pixel receptive field of the channel's "
-                             "centre neuron")
-            flags = []
-            if inputs.dead[row]:
-                flags.append("dead: never active on a test image")
-            if inputs.flat[row, 0]:
-                flags.append("flat: not raised above its start, so the picture is not a result")
-            panels.append(AtlasPanel(model.key, layer["name"], unit,
-                                     "Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} noise seeds)",
-                                     tuple(pictures), tuple(facts), "; ".join(flags)))
-    return panels
+            # all of a unit's seeds in one view of the sheet: a row of the sheet holds whole units
+            tile, size = _tile(sheet, row * seeds, seeds)
+            alt = (f"Preferred input of {layer['name']} unit {unit}" if seeds == 1 else
+                   f"Preferred inputs of {layer['name']} unit {unit} from {seeds} noise seeds, side by side")
+            pictures = [Picture(folder + sheet["file"], alt, round(shown_w * tile[2] / w), shown_h, tile=tile,
+                                sheet=size)]
+            reached, start, best = float(inputs.reached[row][0]), float(inputs.start[row][0]), float(inputs.best[row])
+            cells = [AtlasCell("Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} seeds)",
+                               pictures=tuple(pictures)),
+                     AtlasCell("Reached", f"{reached:.3g} from {start:.3g}", value=reached),
+                     AtlasCell("Best test image", f"{best:.3g}", value=best),
+                     AtlasCell("Reached / best", f"{reached / best:.2f}" if best > 0 else "\u2014",
+                               value=reached / best if best > 0 else None)]
+            flags = (["dead"] if inputs.dead[row] else []) + (["flat"] if inputs.flat[row, 0] else [])
+            panels.append(AtlasPanel(model.key, layer["name"], unit, tuple(cells), tuple(flags)))
+    return panels, notes
 
 
 def _graph_page(model: ModelRecord, summary: dict[str, Any], graph: dict[str, Any], folder: str) -> dict[str, Any]:
@@ -187,7 +213,7 @@ def _graph_page(model: ModelRecord, summary: dict[str, Any], graph: dict[str, An
         nodes.append({"x": x, "y": y, "view": tile, "sheet": folder + sheet["file"], "size": size,
                       "flagged": bool(flagged), "label": f"{names[layer]} unit {unit}" if layer else
                       f"input channel {unit}",
-                      "href": f"{atlas_path(model.key, names[layer])}#unit-{unit}" if layer else None})
+                      "href": atlas_href(model.key, names[layer], unit) if layer else None})
     lut = hot_colormap()
     paths: dict[int, list[str]] = {}
     for x1, y1, x2, y2, w in graph["edges"]:

@@ -65,7 +65,7 @@ def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, c
         activated.append(activated_units(path, summary, values, images[summary["shown"][j]], params["threshold"]))
     feature_grid(out / "feature-maps.png", frames.feature_maps, images[summary["shown"][0]])
     patch_figure(out / "patches.png", summary, frames, images)
-    layout = atlas_sheets(out, summary, frames, images)
+    layout = atlas_sheets(out, summary, frames, images, params["atlas_gradients"])
     (folder / "layout.json").write_text(json.dumps({"videos": videos, "activated": activated, "atlas": layout}))
     return {"videos": videos}
 
@@ -209,20 +209,24 @@ def unit_tiles(summary: dict[str, Any], frames: ResponseFrames, images: np.ndarr
     return crops, grads
 
 
-def _block(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side: int, gap: int = 1) -> np.ndarray:
-    """A unit's tile: its crops in the top row, their gradients below, each scaled to `side` pixels."""
-    k = len(crops)
-    out = np.full((2 * side + gap, k * (side + gap) - gap, 3), WHITE, np.uint8)
-    for row, tiles in enumerate((crops, grads)):
-        for j, tile in enumerate(tiles):
-            y, x = row * (side + gap), j * (side + gap)
-            if tile is None:
-                out[y:y + side, x:x + side] = EMPTY
-            else:
-                # pixels enlarged stay crisp squares; shrunk ones are averaged, not aliased
-                img = Image.fromarray(tile).resize((side, side), Image.NEAREST if side >= tile.shape[0] else Image.BOX)
-                out[y:y + side, x:x + side] = np.asarray(img)
+def _row(tiles: list[np.ndarray | None], side: int, gap: int = 1) -> np.ndarray:
+    """Images side by side, each scaled to `side` pixels; EMPTY where there is none."""
+    out = np.full((side, len(tiles) * (side + gap) - gap, 3), WHITE, np.uint8)
+    for j, tile in enumerate(tiles):
+        x = j * (side + gap)
+        if tile is None:
+            out[:, x:x + side] = EMPTY
+        else:
+            # pixels enlarged stay crisp squares; shrunk ones are averaged, not aliased
+            img = Image.fromarray(tile).resize((side, side), Image.NEAREST if side >= tile.shape[0] else Image.BOX)
+            out[:, x:x + side] = np.asarray(img)
     return out
+
+
+def _block(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side: int, gap: int = 1) -> np.ndarray:
+    """A unit's tile in the post's figure: its crops in the top row, their gradients below."""
+    top, bottom = _row(crops, side, gap), _row(grads, side, gap)
+    return np.concatenate([top, np.full((gap, top.shape[1], 3), WHITE, np.uint8), bottom])
 
 
 def patch_figure(path: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray) -> None:
@@ -252,30 +256,48 @@ def patch_figure(path: Path, summary: dict[str, Any], frames: ResponseFrames, im
     Image.fromarray(out).save(path)
 
 
-def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray
-                 ) -> list[dict[str, Any]]:
-    """One sprite sheet per layer holding every unit's tile (top-k crops over their gradients) at the
-    receptive field's own pixel size, or ATLAS_SIDE for larger fields; returns where each unit's tile
-    sits."""
+def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray,
+                 gradients: int) -> list[dict[str, Any]]:
+    """One sprite sheet per layer holding every unit's strip (its top-k crops, then the guided-backprop
+    images of its best `gradients` of them: every unit has those, so no cell is a blank placeholder)
+    at the receptive field's own pixel size, or ATLAS_SIDE for larger fields; returns where each
+    unit's strip sits."""
     layout = []
     for i, layer in enumerate(summary["layers"]):
         side = min(max(layer["rf"]), ATLAS_SIDE)
-        tiles = [_block(*unit_tiles(summary, frames, images, i, u), side) for u in range(layer["units"])]
-        th, tw = tiles[0].shape[:2]
+        strips = []
+        for u in range(layer["units"]):
+            crops, grads = unit_tiles(summary, frames, images, i, u)
+            strips.append(_strip(crops, grads[:gradients], side))
+        th, tw = strips[0].shape[:2]
         gap = 2
-        cols = min(SHEET_UNITS, len(tiles))
-        rows = math.ceil(len(tiles) / cols)
+        cols = max(1, min(SHEET_UNITS // 4, len(strips)))  # strips are wide: a squarer sheet of them
+        rows = math.ceil(len(strips) / cols)
         sheet = np.full((rows * (th + gap), cols * (tw + gap), 3), WHITE, np.uint8)
         places = []
-        for u, tile in enumerate(tiles):
+        for u, strip in enumerate(strips):
             r, c = divmod(u, cols)
-            _blit(sheet, tile, r * (th + gap), c * (tw + gap))
+            _blit(sheet, strip, r * (th + gap), c * (tw + gap))
             places.append([c * (tw + gap), r * (th + gap), tw, th])
         name = f"patches-{re.sub(r'[^A-Za-z0-9_-]+', '-', layer['name']).strip('-') or i}.png"
         Image.fromarray(sheet).save(out / name)
         layout.append({"layer": layer["name"], "file": name, "sheet": [sheet.shape[1], sheet.shape[0]],
-                       "tiles": places, "side": side})
+                       "tiles": places, "side": side, "gradients": gradients})
     return layout
+
+
+def _strip(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side: int) -> np.ndarray:
+    """A unit's atlas strip: its crops in a row, then (after a wider gap) the guided-backprop images of
+    the first of them, each scaled to `side` pixels."""
+    row = _row(crops, side)
+    if not grads:
+        return row
+    gap = max(2, side // 6)
+    explained = _row(grads, side)
+    out = np.full((side, row.shape[1] + gap + explained.shape[1], 3), WHITE, np.uint8)
+    out[:, :row.shape[1]] = row
+    out[:, row.shape[1] + gap:] = explained
+    return out
 
 
 def activated_inputs_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact,

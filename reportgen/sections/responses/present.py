@@ -16,7 +16,8 @@ import numpy as np
 
 from reportgen.cache import Artifact
 from reportgen.config import ResponsesConfig
-from reportgen.report.pages import AtlasPanel, ModelRecord, Picture, Section, atlas_path
+from reportgen.report.pages import AtlasCell, AtlasNote, AtlasPanel, ModelRecord, Picture, Section, atlas_path
+from reportgen.report.prose import number
 from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
 
@@ -35,7 +36,7 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
     """Section 3's context (`responses` in the templates), media and atlas panels; `pictured`: the
     activated-inputs drawings, one per model, when section 2 ran; `randomized`: per model the
     randomization test and its figure."""
-    models, panels = [], []
+    models, panels, notes = [], [], []
     for index, (record, data, pictures) in enumerate(zip(records, computed, drawn, strict=True)):
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
@@ -48,7 +49,9 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
                 for j, figure in enumerate(pictured[index].manifest["figures"])]
         frames = ResponseFrames.load(data)
         models[-1]["verdicts"]["magnitude"] = magnitude(summary, frames)
-        panels += atlas_panels(record, summary, layout, frames)
+        model_panels, model_notes = atlas_panels(record, summary, layout, frames)
+        panels += model_panels
+        notes += model_notes
     first = json.loads(computed[0].file("summary.json").read_text())
     names = first["classes"]
     context = {
@@ -61,7 +64,8 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "preference_side": PREFERENCE_SIDE, "min_interval_classes": MIN_CLASSES_FOR_INTERVAL,
         "randomized_per_class": RANDOMIZED_PER_CLASS,
     }
-    return Section("responses", context, media=[*drawn, *pictured, *(fig for _, fig in randomized)], atlas=panels)
+    return Section("responses", context, media=[*drawn, *pictured, *(fig for _, fig in randomized)], atlas=panels,
+                   atlas_notes=notes)
 
 
 def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifact) -> dict[str, Any] | None:
@@ -120,12 +124,6 @@ def preference_row(ratio: Sequence[float], counts: Sequence[int], names: Sequenc
 
 def _pct(value: float, digits: int = 0) -> str:
     return f"{100 * value:.{digits}f}%"
-
-
-def _ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th, 21st."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def _num(value: float) -> str:
@@ -258,39 +256,45 @@ def low_confidence(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
-                 frames: ResponseFrames) -> list[AtlasPanel]:
-    """Every unit's top patches (a tile of the layer's sheet), its peak responses, which of them have a
-    guided-backprop image, and the classes of its top images."""
+                 frames: ResponseFrames) -> tuple[list[AtlasPanel], list[AtlasNote]]:
+    """Every unit's cells of its atlas row (its top patches and their best guided-backprop images as a
+    strip of the layer's sheet, its peak response, the classes of its top images) and its flag; and
+    per layer, once, what those cells mean."""
     names, k = summary["classes"], summary["k"]
-    panels = []
+    panels, notes = [], []
     for index, (layer, sheet) in enumerate(zip(summary["layers"], layout["atlas"], strict=True)):
         src = f"{FIGURES}/{record.key}/{sheet['file']}"
         scale = ATLAS_CROP / sheet["side"]
+        gradients = sheet["gradients"]
         counts = np.asarray(summary["preferences"][index]["unit_counts"])
         rf = "\u00d7".join(map(str, layer["rf"]))
-        field = "the whole image" if layer["kind"] == "fc" else f"its {rf}-pixel receptive field"
+        field = "the whole image (the layer sees all of it)" if layer["kind"] == "fc" else \
+            f"the unit's {rf}-pixel receptive field"
+        explained = (f"; after the gap, the guided-backprop image{'s' if gradients > 1 else ''} of the best "
+                     f"{number(gradients) if gradients > 1 else 'one'}") if gradients else ""
+        column = f"Top {k} test images" + (", guided backprop" if gradients else "")
+        classes = f"Classes of its top {k}"
+        notes.append(AtlasNote(record.key, layer["name"], f"{column}: the test images it responds to most, "
+                               f"strongest first, cropped to {field}{explained}. Peak response: its strongest "
+                               f"response to a test image. {classes}: their true classes, most frequent first; "
+                               "this column sorts by the most frequent one's share, a measure of selectivity. "
+                               "Flag: silent, no test image makes it respond above zero."))
         peaks = frames.layers[index].peak
-        explained = np.zeros(peaks.shape, bool)
-        rows = frames.layers[index].grad_rows
-        explained[rows[:, 0], rows[:, 1]] = True
         for unit, tile in enumerate(sheet["tiles"]):
             x, y, w, h = tile
-            alt = (f"Unit {unit}'s top {k} test images cropped to {field} (top row) and their guided-backprop "
-                   f"images (bottom row)")
+            alt = (f"Unit {unit}'s top {k} test images cropped to {field.removesuffix(' (the layer sees all of it)')}"
+                   + (f", then the guided-backprop image{'s' if gradients > 1 else ''} of the best "
+                      f"{gradients if gradients > 1 else 'one'}" if gradients else ""))
             picture = Picture(src, alt, round(w * scale), round(h * scale), tile=(x, y, w, h),
                               sheet=tuple(sheet["sheet"]))
-            histogram = ", ".join(f"{names[c]} \u00d7{int(counts[unit, c])}"
-                                  for c in np.argsort(-counts[unit], kind="stable") if counts[unit, c] > 0)
+            order = [c for c in np.argsort(-counts[unit], kind="stable") if counts[unit, c] > 0]
+            histogram = ", ".join(f"{names[c]} \u00d7{int(counts[unit, c])}" for c in order)
             found = peaks[unit][np.isfinite(peaks[unit])]
-            strongest = (f"Peak responses: {_num(found[0])} (best) to {_num(found[-1])} ({_ordinal(len(found))})."
-                         if len(found) else "No test image.")
-            n = int(explained[unit].sum())
-            facts = (f"Receptive field: {rf} pixels." if layer["kind"] == "conv" else "Sees the whole image.",
-                     strongest,
-                     f"Guided backprop for {'all' if n == len(found) else 'its best'} {n} "
-                     f"image{'s' if n != 1 else ''}{'' if n == len(found) else '; the other cells are blank'}.",
-                     f"True classes of its top {k}: {histogram or 'none'}.")
-            flag = "silent" if len(found) and found[0] <= 0 else ""
-            panels.append(AtlasPanel(record.key, layer["name"], unit, "Top test images (section 3)",
-                                     (picture,), facts, flag))
-    return panels
+            cells = (AtlasCell(column, pictures=(picture,)),
+                     AtlasCell("Peak response", _num(found[0]) if len(found) else "no test image",
+                               value=float(found[0]) if len(found) else None),
+                     AtlasCell(classes, histogram or "none",
+                               value=float(counts[unit, order[0]] / counts[unit].sum()) if order else None))
+            flags = ("silent",) if len(found) and found[0] <= 0 else ()
+            panels.append(AtlasPanel(record.key, layer["name"], unit, cells, flags))
+    return panels, notes

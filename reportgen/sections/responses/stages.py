@@ -37,7 +37,8 @@ def build(ctx: BuildContext) -> Section:
                                   "layers": list(m.layers)}, r.data,
                       r.model, label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
         computed.append(art)
-        drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold},
+        drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold,
+                                                  "atlas_gradients": cfg.responses.atlas_gradients},
                              r.data, art, label=f"response figures {r.name}"))
         # does guided backprop explain what the network learned? (Adebayo et al.'s cascading test)
         checked = ctx.run(RANDOMIZATION, {"per_class": present.RANDOMIZED_PER_CLASS, "seed": cfg.preferred.seed,

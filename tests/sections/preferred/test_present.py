@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from reportgen.sections.preferred import draw
 from tests.conftest import BuiltSite
@@ -68,16 +69,27 @@ def test_atlas_has_every_unit_with_its_numbers_and_flags(tiny_site: BuiltSite) -
     pages = {p.stem for p in atlas.glob("*.html")}
     assert pages == {"conv1", "conv2", "conv3a", "conv3b", "conv4a", "conv4b", "fc5", "fc6", "fc7"}
     fc6 = (atlas / "fc6.html").read_text()
-    assert fc6.count('class="atlas-entry"') == 48 and 'id="unit-47"' in fc6
-    assert fc6.count("Best test image:") == 48 and fc6.count("Activation reached:") == 48
-    assert "sheet-7-fc6.png" in fc6 and "background-position" in fc6   # tiles of one sprite sheet
+    rows = re.findall(r'<tr id="unit-(\d+)"[^>]*>(.*?)</tr>', fc6, re.S)
+    assert [int(unit) for unit, _ in rows] == list(range(48))
+    # each row: the reconstruction (a view of one sprite sheet), what it reached from its start, the best
+    # test image, and their ratio as the number that column sorts by
+    for _, row in rows:
+        assert row.count('aria-label="Preferred input of') == 1 and "sheet-7-fc6.png" in row
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        reached, best = (float(re.search(r'data-value="([^"]+)"', c).group(1)) if "data-value" in c else None
+                         for c in re.findall(r"<td[^>]*>", row)[1:3])
+        assert re.fullmatch(r"\S+ from \S+", cells[1]) and float(cells[1].split()[0]) == pytest.approx(reached, 1e-2)
+        if best and best > 0:
+            assert float(cells[3]) == pytest.approx(reached / best, abs=0.006)
+    assert 'style="' not in fc6  # tiles are SVG views: no inline style
     fc7 = (atlas / "fc7.html").read_text()
-    assert fc7.count(", noise seed ") == 10 * 3 and fc7.count("(3 noise seeds)") == 10
+    assert fc7.count("from 3 noise seeds, side by side") == 10 and "Preferred inputs (3 seeds)" in fc7
     # the flags the stage recorded are the flags the page shows
     arrays = np.load(next(p for p in (a.path for a in tiny_site.stages("preferred")) if json.loads(
         (p / "preferred.json").read_text())["layers"][2]["name"] == "conv3a") / "preferred.npz")
-    flagged = int(((arrays["peak_7"] <= 0) | arrays["flat_7"][:, 0]).sum())
-    assert fc6.count('class="flag">dead') + fc6.count('class="flag">flat') == flagged  # section 3 flags its own
+    flagged = ((arrays["peak_7"] <= 0) | arrays["flat_7"][:, 0]).tolist()
+    shown = [bool(re.match(r'<th scope="row"><a [^>]*>\d+</a>[^<]*\b(dead|flat)\b[^<]*</th>', row)) for _, row in rows]
+    assert shown == flagged
     # one sprite sheet per layer, not a file per unit
     figures = tiny_site.site / POST / "figures" / "preferred" / "model-ii"
     assert len(list(figures.glob("sheet-*.png"))) == 9 + 1

@@ -75,7 +75,7 @@ def test_large_layers_show_an_evenly_spaced_sample_and_the_post_says_so(config: 
             # spread over the layer: its first and last unit and one between
             assert units[0] == 0 and units[-1] == layer["units"] - 1 and units == sorted(set(units))
             atlas = (post / "atlas" / "model-ii" / f"{layer['name']}.html").read_text()
-            assert atlas.count("Activation reached:") == 3  # preferred panels for the shown units only
+            assert atlas.count('aria-label="Preferred input of') == 3  # section 2's cells for the shown units only
             for unit in units:
                 assert f'id="unit-{unit}"' in atlas
             assert f"3 of {layer['name']}\u2019s {layer['units']}" in unescape(html), layer["name"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from reportgen.drawing.video import accelerating_durations, frame_repeats
 from reportgen.sections.responses import compute, present
+from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.sections.responses.draw import FIRST, FPS, LAST
 from tests.conftest import BuiltSite
 
@@ -78,20 +80,29 @@ def test_atlas_holds_every_unit_with_its_top_patches(tiny_site: BuiltSite) -> No
     html = (post / "index.html").read_text()
     for computed in tiny_site.stages("responses"):
         summary = json.loads(computed.file("summary.json").read_text())
+        frames = ResponseFrames.load(computed)
         key = computed.manifest["label"].removeprefix("responses ").lower().replace(" ", "-")
-        for layer in summary["layers"]:
+        for index, layer in enumerate(summary["layers"]):
             page = post / "atlas" / key / f"{layer['name']}.html"
             assert f'href="atlas/{key}/{layer["name"]}.html"' in html
             text = page.read_text()
-            assert text.count('class="atlas-entry"') == layer["units"]
-            assert text.count("Top test images (section 3)") == layer["units"]
-            # one tile of section 3's sprite sheet per unit (section 2 adds tiles of its own)
-            assert len(re.findall(r"role=\"img\"[^>]*figures/responses/", text)) == layer["units"]
-            sheets = set(re.findall(r"url\('\.\./\.\./(figures/responses/[^']+\.png)'\)", text))
+            rows = re.findall(r'<tr id="unit-(\d+)"[^>]*>(.*?)</tr>', text, re.S)
+            assert [int(u) for u, _ in rows] == list(range(layer["units"]))
+            # one strip of section 3's sprite sheet per unit (section 2 adds tiles of its own)
+            sheets = set()
+            for unit, row in rows:
+                found = re.findall(r'<svg class="tile"[^>]*aria-label="Unit \d+&#x27;s top[^>]*>'
+                                   r'<image href="\.\./\.\./(figures/responses/[^"]+\.png)"', row)
+                assert len(found) == 1, row
+                sheets.update(found)
+                # the peak response sorts as the stage measured it
+                peak = frames.layers[index].peak[int(unit)][0]
+                value = re.search(r'<td data-value="([^"]+)">[^<]*</td><td[^>]*>[^<]*</td>$', row)
+                if np.isfinite(peak):
+                    assert value and float(unescape(value.group(1))) == pytest.approx(float(peak), rel=1e-6)
             assert len(sheets) == 1 and (post / sheets.pop()).is_file()  # one sheet per layer
             if layer["kind"] == "conv":
-                assert f"Receptive field: {layer['rf'][0]}\u00d7{layer['rf'][1]} pixels." in text
-
+                assert f"the unit&#x27;s {layer['rf'][0]}\u00d7{layer['rf'][1]}-pixel receptive field" in text
 
 
 @pytest.mark.parametrize("classes", [2, 3, 10, 30])
