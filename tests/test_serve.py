@@ -1,0 +1,81 @@
+"""`reportgen serve`: the site over HTTP on the loopback interface, rebuilt after an edit of the config
+or of a template override, and still served when a rebuild fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from reportgen.cli import _serve_build, main
+from reportgen.serve import Server, serve
+
+POST = "posts/visualizing-two-cnns/index.html"
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def _until(condition: Callable[[], bool], seconds: float = 120) -> None:
+    """Wait for a rebuild: poll `condition` until it holds or fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the served site never changed"
+        time.sleep(0.2)
+
+
+def test_serve_rebuilds_after_an_edit_and_keeps_the_last_site_when_a_rebuild_fails(tiny_copy: Path, capsys) -> None:
+    stop, servers = threading.Event(), []
+    thread = threading.Thread(target=serve, args=(tiny_copy, None, _serve_build, "127.0.0.1", 0, stop, servers.append),
+                              daemon=True)
+    thread.start()
+    try:
+        _until(lambda: bool(servers))
+        url = servers[0].url
+        assert url.startswith("http://127.0.0.1:")  # the loopback interface only, by default
+        assert "Tiny &lt;test&gt; build" in _fetch(url + POST)
+        # an edit of the config: the pages re-render from the cache
+        config = tiny_copy.read_text()
+        tiny_copy.write_text(config.replace('title = "Tiny <test> build"', 'title = "Edited <title>"'))
+        _until(lambda: "Edited &lt;title&gt;" in _fetch(url + POST))
+        # a template override appears: the config names its folder, then the folder's file changes
+        mine = tiny_copy.parent / "mine"
+        (mine / "static").mkdir(parents=True)
+        (mine / "static" / "extra.css").write_text("body { color: red; }")
+        tiny_copy.write_text(tiny_copy.read_text().replace("[site]\n", '[site]\ntemplates = "mine"\n'))
+        _until(lambda: _status(url + "static/extra.css") == 200)
+        (mine / "static" / "extra.css").write_text("body { color: blue; }")
+        _until(lambda: "blue" in _fetch(url + "static/extra.css"))
+        # a broken config: one message, and the last site is still served
+        tiny_copy.write_text(tiny_copy.read_text().replace("[site]\n", "[site]\ntitel = 1\n"))
+        _until(lambda: "still serving the last build" in capsys.readouterr().err, 30)
+        assert "Edited &lt;title&gt;" in _fetch(url + POST)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_a_port_in_use_is_a_one_line_error(tiny_copy: Path, capsys) -> None:
+    site = tiny_copy.parent / "site"
+    busy = Server(site, "127.0.0.1", 0).start()
+    try:
+        port = busy.httpd.server_address[1]
+        assert main(["serve", "--config", str(tiny_copy), "--port", str(port), "-q"]) == 1
+    finally:
+        busy.stop()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"reportgen: error: cannot serve on 127.0.0.1:{port}: Address already in use; pass another --port"
+    assert not any("Traceback" in line for line in err)
