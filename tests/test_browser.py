@@ -577,6 +577,29 @@ def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, s
         assert smallest_px >= 9, f"{img['src']} at {width} px: legend text {smallest_px:.1f} px"
 
 
+def test_the_post_prints_black_on_white_with_every_column_of_its_tables(browser: Browser, site: Path) -> None:
+    """Printed (to PDF, say) from a browser in the dark theme: white paper, black text, no permalink
+    glyphs, and no table cut off inside a scroll box; the PDF itself is written."""
+    # 720 CSS px: an A4 page's width inside its margins
+    context = browser.new_context(viewport={"width": 720, "height": 900}, color_scheme="dark")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto((site / POST).as_uri())
+        page.emulate_media(media="print")
+        found = page.evaluate("""() => ({
+          bg: getComputedStyle(document.body).backgroundColor, fg: getComputedStyle(document.body).color,
+          permalinks: Array.from(document.querySelectorAll(".permalink")).filter(a => a.offsetParent).length,
+          clipped: Array.from(document.querySelectorAll(".scroll")).filter(s => s.scrollWidth > s.clientWidth + 1)
+                     .map(s => s.getAttribute("aria-label")) })""")
+        pdf = page.pdf()
+    finally:
+        context.close()
+    assert found["bg"] == "rgb(255, 255, 255)" and found["fg"] == "rgb(0, 0, 0)", found
+    assert found["permalinks"] == 0 and found["clipped"] == [], found
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+
+
 # One page of each kind the site has, checked by axe-core as it renders.
 AXE_PAGES = {"home": "index.html", "post": POST, "atlas": "posts/visualizing-two-cnns/atlas/model-i/conv1.html",
              "unit graph": "posts/visualizing-two-cnns/graph/model-i.html",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tests.conftest import BuiltSite
 
+POST = "posts/visualizing-two-cnns/index.html"
+
 
 def _pages(tiny_site: BuiltSite) -> list[tuple[str, str]]:
     return [(str(page), page.read_text()) for page in sorted(tiny_site.site.rglob("*.html"))]
@@ -66,6 +68,19 @@ def test_pages_declare_html5_fit_their_titles_and_scroll_tables_by_keyboard(tiny
         title = re.search(r"<title>([^<]*)</title>", source)[1]
         assert title and len(title) <= TITLE_CHARS, (page, title)
         for tag in re.findall(r'<div class="scroll"[^>]*>', source):
-            assert 'tabindex="0"' in tag and re.search(r'\saria-label="Table \d+"', tag), (page, tag)
+            assert 'tabindex="0"' in tag and re.search(r'\saria-label="(Table \d+|Units of [^"]+)"', tag), (page, tag)
             wrappers += 1
     assert wrappers >= 3
+
+
+def test_headings_figures_and_tables_link_to_themselves(tiny_site: BuiltSite) -> None:
+    html = (tiny_site.site / POST).read_text()
+    headings = re.findall(r'<h([2-4]) id="([^"]+)">(.*?)</h\1>', html, re.S)
+    assert len(headings) >= 10
+    for _, ident, inner in headings:
+        assert inner.endswith(f'<a class="permalink" href="#{ident}" aria-label="Link to the section '
+                              f'{inner[:inner.index(" <a")].strip()}">#</a>'), inner
+    for kind in ("figure", "table"):
+        idents = re.findall(rf'<figure id="{kind}-([^"]+)"', html)
+        assert idents and all(f'<a class="label" href="#{kind}-{i}">' in html for i in idents)
+

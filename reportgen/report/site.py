@@ -338,7 +338,18 @@ def _post_body(env: Environment, context: dict[str, Any]) -> Markup:
     narrative = env.get_template("post.md.j2").render(**context)
     body = markdown.markdown(narrative, extensions=["extra", "toc", "smarty"],
                              extension_configs={"toc": {"permalink": False}})
-    return Markup(numbering.resolve(_code_spans(body)))
+    return Markup(permalinks(numbering.resolve(_code_spans(body))))
+
+
+def permalinks(body: str) -> str:
+    """A link to itself after every section heading that has an id ("#", named for screen readers), so
+    a reader can copy the address of a section; figures and tables link from their labels."""
+    def add(m: re.Match[str]) -> str:
+        level, ident, inner = m.groups()
+        name = html.unescape(re.sub(r"<[^>]+>", "", inner)).strip()
+        return (f'<h{level} id="{ident}">{inner} <a class="permalink" href="#{ident}" '
+                f'aria-label="Link to the section {html.escape(name)}">#</a></h{level}>')
+    return re.sub(r'<h([2-4]) id="([^"]+)">(.*?)</h\1>', add, body, flags=re.S)
 
 
 def _code_spans(body: str) -> str:

@@ -36,7 +36,7 @@ def test_post_shows_section_two(tiny_site: BuiltSite) -> None:
         assert f'poster="figures/preferred/{key}/graph.png"' in html
         assert f'href="graph/{key}.html"' in html and (post / "graph" / f"{key}.html").is_file()
         assert f'href="atlas/{key}/conv1.html"' in html and (post / "atlas" / key / "conv1.html").is_file()
-    section_two = html[html.index("Preferred inputs of trained units</h2>"):html.index("Activation responses to test")]
+    section_two = html[html.index('id="preferred-inputs-of-trained-units"'):html.index("Activation responses to test")]
     assert section_two.count('class="text-alternative"') == 2
     # a movie with a poster fetches nothing until the reader plays it
     assert "preload=\"none\"" in html and "preload=\"metadata\"" not in html and "playsinline" in html
