@@ -359,6 +359,21 @@ def test_unit_graph_page_pans_zooms_and_opens_atlas_entries_from_disk(browser: B
         assert "Zoom 1.3x" in page.locator("#unitgraph-status").inner_text()
         page.keyboard.press("0")
         assert page.evaluate(_VIEWBOX) == whole
+        # zoomed in on the top-left corner, Tab to a unit far outside the view: the view comes to it
+        for _ in range(6):
+            page.locator('[data-graph="in"]').click()
+        assert width(page.evaluate(_VIEWBOX)) == pytest.approx(width(whole) / 1.25 ** 6, rel=1e-3)
+        last = page.locator("#unitgraph a").last
+        last.focus()
+        x, y, w, h = map(float, page.evaluate(_VIEWBOX).split())
+        hx, hy = (float(last.locator("rect.hit").get_attribute(a)) for a in ("x", "y"))
+        assert x <= hx <= x + w and y <= hy <= y + h, ((x, y, w, h), (hx, hy))
+        page.locator('[data-graph="whole"]').click()
+        assert page.evaluate(_VIEWBOX) == whole
+        # a keyboard user can skip the graph's many tab stops
+        page.locator("a.skip-graph").focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "after-graph"
         # the sprite sheets behind the thumbnails were fetched from disk
         sheets = page.evaluate("() => new Set(Array.from(document.querySelectorAll('#unitgraph image'),"
                                " i => i.href.baseVal)).size")

@@ -61,6 +61,29 @@
     if (handled) { e.preventDefault(); }
   });
 
+  // Tab moves from unit to unit: a unit outside the view brings the view to it, at the same zoom
+  box.addEventListener("focusin", function (e) {
+    var link = e.target.closest ? e.target.closest("a") : null;
+    var hitBox = link ? link.querySelector("rect.hit") : null;
+    if (!hitBox) { return; }
+    var x = Number(hitBox.getAttribute("x")), y = Number(hitBox.getAttribute("y"));
+    var s = Number(hitBox.getAttribute("width"));
+    if (x >= view.x && y >= view.y && x + s <= view.x + view.w && y + s <= view.y + view.h) { return; }
+    view.x = x + s / 2 - view.w / 2;
+    view.y = y + s / 2 - view.h / 2;
+    apply();
+  });
+
+  // the toolbar's buttons do what the keys do, for a pointer or a touch screen
+  document.querySelectorAll("[data-graph]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var action = button.getAttribute("data-graph");
+      if (action === "in") { zoomAt(1.25, view.x + view.w / 2, view.y + view.h / 2); }
+      else if (action === "out") { zoomAt(0.8, view.x + view.w / 2, view.y + view.h / 2); }
+      else { reset(); }
+    });
+  });
+
   box.addEventListener("wheel", function (e) {
     e.preventDefault();
     var p = toGraph(e.clientX, e.clientY);
