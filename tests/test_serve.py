@@ -79,3 +79,25 @@ def test_a_port_in_use_is_a_one_line_error(tiny_copy: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"reportgen: error: cannot serve on 127.0.0.1:{port}: Address already in use; pass another --port"
     assert not any("Traceback" in line for line in err)
+
+
+def test_text_is_served_gzip_compressed_as_static_hosts_serve_it(tiny_site) -> None:
+    import gzip
+
+    server = Server(tiny_site.site, "127.0.0.1", 0).start()
+    try:
+        request = urllib.request.Request(server.url + POST, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert response.headers["Content-Type"].startswith("text/html")
+            assert gzip.decompress(response.read()) == (tiny_site.site / POST).read_bytes()
+        # a folder's address without its slash is redirected, as by any static host
+        folder = urllib.request.urlopen(server.url + POST.removesuffix("/index.html"), timeout=10)
+        assert folder.url.endswith("/visualizing-two-cnns/") and "Tiny &lt;test&gt; build" in folder.read().decode()
+        # images are sent as they are
+        sheet = next((tiny_site.site / "posts").rglob("*.webp"))
+        with urllib.request.urlopen(urllib.request.Request(
+                server.url + str(sheet.relative_to(tiny_site.site)), headers={"Accept-Encoding": "gzip"})) as r:
+            assert "Content-Encoding" not in r.headers and r.read() == sheet.read_bytes()
+    finally:
+        server.stop()

@@ -245,7 +245,7 @@ def atlas_pages(sections: Sequence[Section], models: Sequence[ModelRecord]) -> l
     return pages
 
 
-MEDIA = (".png", ".svg", ".mp4", ".jpg")
+MEDIA = (".png", ".svg", ".mp4", ".jpg", ".webp")
 
 
 def render(cfg: Config, out: Path, models: list[ModelRecord], sections: Sequence[Section]) -> None:

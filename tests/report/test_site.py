@@ -79,8 +79,10 @@ def test_values_print_as_literal_text_in_markdown_html_captions_attributes_and_c
     page = str(_post_body(env, as_text({"name": name})))
     # the template's structure and nothing more: no link, list, heading, script or extra emphasis
     tags = re.findall(r"<([a-z0-9]+)", page)
-    assert sorted(set(tags)) == ["code", "div", "em", "figcaption", "figure", "img", "p", "span", "strong", "table",
+    assert sorted(set(tags)) == ["a", "code", "div", "em", "figcaption", "figure", "img", "p", "strong", "table",
                                  "td", "th", "tr"], page
+    # the only links are the figure's and the table's labels, to themselves
+    assert re.findall(r"<a [^>]*>", page) == ['<a class="label" href="#figure-f">', '<a class="label" href="#table-t">']
     assert [tags.count(t) for t in ("code", "em", "img", "strong")] == [1, 1, 1, 1], page
     assert '<img src="x.png" alt="' in page
     shown = " ".join(name.split())  # a newline would end the paragraph, so values print on one line

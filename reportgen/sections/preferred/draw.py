@@ -3,7 +3,7 @@
 Writes, under `preferred/<model key>/`: a sprite sheet per layer (every unit's reconstruction, cropped
 to its receptive field where only that matters; the atlas and the graph page show tiles of it), the
 class-unit figure (a row per output class, a column per noise seed), the first-layer filters, and
-the unit graph: its layout as JSON (for the pannable page) and an MP4 (with a PNG poster) that starts
+the unit graph: its layout as JSON (for the pannable page) and an MP4 (with a WebP poster) that starts
 on the whole graph and zooms through it layer by layer. No model runs here: a colour change redraws
 in seconds without re-optimizing anything.
 """
@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from reportgen.cache import Artifact
 from reportgen.drawing.colors import BACKGROUND, MUTED, TEXT, hot_colormap
+from reportgen.drawing.sheets import SUFFIX, save_sheet
 from reportgen.drawing.text import fit, font
 from reportgen.drawing.video import write_mp4
 from reportgen.sections.preferred.compute import read
@@ -57,10 +58,10 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
     tiles = [layer_tiles(inputs.images, layer["box"]) for inputs, layer in zip(result.layers, layers, strict=True)]
     sheets = []
     for i, layer in enumerate(layers):
-        name = f"sheet-{i}-{_slug(layer['name'])}.png"
+        name = f"sheet-{i}-{_slug(layer['name'])}{SUFFIX}"
         sheets.append({"file": name, **write_sheet(tiles[i], out / name)})
     planes = input_tiles(weights["input"])
-    inputs = {"file": "sheet-input.png", **write_sheet(planes, out / "sheet-input.png")}
+    inputs = {"file": f"sheet-input{SUFFIX}", **write_sheet(planes, out / f"sheet-input{SUFFIX}")}
     class_units(tiles[-1], summary["class_names"], out / "class-units.png")
     if "filters" in weights:
         filters_image(weights["filters"], out / "filters.png")
@@ -72,7 +73,7 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
     index = [np.arange(weights["input"].shape[-1])] + [inputs.unit for inputs in result.layers]
     picture = draw_graph(graph, weights["input"], tiles, edges)
     frames, count = zoom_frames(picture, graph, fps=params["fps"])
-    info = write_mp4(frames, out / "graph.mp4", params["fps"], out / "graph.png", crf=CRF)
+    info = write_mp4(frames, out / "graph.mp4", params["fps"], out / "graph.webp", crf=CRF)
     (out / "graph.json").write_text(json.dumps({
         "size": [graph["width"], graph["height"]], "layers": graph["layers"], "thumb": THUMB,
         # [layer, row, x, y, flagged, unit index]: a sampled layer's rows are not its unit indices
@@ -112,12 +113,8 @@ def write_sheet(tiles: np.ndarray, path: Path) -> dict[str, Any]:
         r, col = divmod(k, columns)
         y, x = r * (h + SHEET_GAP), col * (w + SHEET_GAP)
         sheet[y:y + h, x:x + w] = flat[k]
-    _save(sheet, path)
+    save_sheet(sheet, path)
     return {"size": size, "tile": [w, h], "columns": columns, "gap": SHEET_GAP}
-
-def _save(image: np.ndarray, path: Path) -> None:
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path, optimize=False)
-
 
 def _rgb(tile: np.ndarray) -> np.ndarray:
     return np.repeat(tile, 3, axis=-1) if tile.shape[-1] == 1 else tile[..., :3]

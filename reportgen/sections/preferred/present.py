@@ -137,7 +137,7 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
         "class_figure": folder + "class-units.png",
         "filters": folder + "filters.png" if graph["filters"] else None,
         "filter_count": summary["layers"][0]["units"], "input_channels": summary["input_shape"][0],
-        "movie": folder + "graph.mp4", "poster": folder + "graph.png", "movie_info": graph["movie"],
+        "movie": folder + "graph.mp4", "poster": folder + "graph.webp", "movie_info": graph["movie"],
         "graph_page": f"graph/{model.key}.html", "edges": len(graph["edges"]),
         "threads": summary["threads"],
     }

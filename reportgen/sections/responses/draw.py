@@ -20,9 +20,11 @@ from PIL import Image
 
 from reportgen.cache import Artifact
 from reportgen.drawing.colors import hot_colormap
+from reportgen.drawing.sheets import SUFFIX, save_sheet
 from reportgen.drawing.text import text_sprite
 from reportgen.drawing.video import accelerating_durations, write_mp4
 from reportgen.nets.data import Dataset
+from reportgen.report.pages import ATLAS_PAGE_UNITS
 from reportgen.sections.preferred.compute import read as read_preferred
 from reportgen.sections.responses.compute import ResponseFrames, load_summary
 from reportgen.sections.responses.frames import response_frames
@@ -258,10 +260,11 @@ def patch_figure(path: Path, summary: dict[str, Any], frames: ResponseFrames, im
 
 def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray,
                  gradients: int) -> list[dict[str, Any]]:
-    """One sprite sheet per layer holding every unit's strip (its top-k crops, then the guided-backprop
-    images of its best `gradients` of them: every unit has those, so no cell is a blank placeholder)
-    at the receptive field's own pixel size, or ATLAS_SIDE for larger fields; returns where each
-    unit's strip sits."""
+    """Sprite sheets of every unit's strip (its top-k crops, then the guided-backprop images of its best
+    `gradients` of them: every unit has those, so no cell is a blank placeholder) at the receptive
+    field's own pixel size, or ATLAS_SIDE for larger fields. One sheet per atlas page of a layer, so a
+    page loads its own units' pictures only. Returns per layer the sheets' files and sizes, and where
+    each unit's strip sits in its page's sheet."""
     layout = []
     for i, layer in enumerate(summary["layers"]):
         side = min(max(layer["rf"]), ATLAS_SIDE)
@@ -271,18 +274,24 @@ def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, ima
             strips.append(_strip(crops, grads[:gradients], side))
         th, tw = strips[0].shape[:2]
         gap = 2
-        cols = max(1, min(SHEET_UNITS // 4, len(strips)))  # strips are wide: a squarer sheet of them
-        rows = math.ceil(len(strips) / cols)
-        sheet = np.full((rows * (th + gap), cols * (tw + gap), 3), WHITE, np.uint8)
-        places = []
-        for u, strip in enumerate(strips):
-            r, c = divmod(u, cols)
-            _blit(sheet, strip, r * (th + gap), c * (tw + gap))
-            places.append([c * (tw + gap), r * (th + gap), tw, th])
-        name = f"patches-{re.sub(r'[^A-Za-z0-9_-]+', '-', layer['name']).strip('-') or i}.png"
-        Image.fromarray(sheet).save(out / name)
-        layout.append({"layer": layer["name"], "file": name, "sheet": [sheet.shape[1], sheet.shape[0]],
-                       "tiles": places, "side": side, "gradients": gradients})
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", layer["name"]).strip("-") or str(i)
+        files, sizes, places = [], [], []
+        for first in range(0, len(strips), ATLAS_PAGE_UNITS):
+            page = strips[first:first + ATLAS_PAGE_UNITS]
+            cols = max(1, min(SHEET_UNITS // 4, len(page)))  # strips are wide: a squarer sheet of them
+            rows = math.ceil(len(page) / cols)
+            sheet = np.full((rows * (th + gap), cols * (tw + gap), 3), WHITE, np.uint8)
+            for k, strip in enumerate(page):
+                r, c = divmod(k, cols)
+                _blit(sheet, strip, r * (th + gap), c * (tw + gap))
+                places.append([len(files), c * (tw + gap), r * (th + gap), tw, th])
+            # a '.' cannot come from the slug: no layer's page-0 sheet takes another's later page's name
+            name = f"patches-{slug}{f'.p{len(files)}' if first else ''}{SUFFIX}"
+            save_sheet(sheet, out / name)
+            files.append(name)
+            sizes.append([sheet.shape[1], sheet.shape[0]])
+        layout.append({"layer": layer["name"], "files": files, "sizes": sizes, "tiles": places, "side": side,
+                       "gradients": gradients})
     return layout
 
 

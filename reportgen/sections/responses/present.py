@@ -263,7 +263,6 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
     names, k = summary["classes"], summary["k"]
     panels, notes = [], []
     for index, (layer, sheet) in enumerate(zip(summary["layers"], layout["atlas"], strict=True)):
-        src = f"{FIGURES}/{record.key}/{sheet['file']}"
         scale = ATLAS_CROP / sheet["side"]
         gradients = sheet["gradients"]
         counts = np.asarray(summary["preferences"][index]["unit_counts"])
@@ -280,13 +279,12 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
                                "this column sorts by the most frequent one's share, a measure of selectivity. "
                                "Flag: silent, no test image makes it respond above zero."))
         peaks = frames.layers[index].peak
-        for unit, tile in enumerate(sheet["tiles"]):
-            x, y, w, h = tile
+        for unit, (page, x, y, w, h) in enumerate(sheet["tiles"]):
             alt = (f"Unit {unit}'s top {k} test images cropped to {field.removesuffix(' (the layer sees all of it)')}"
                    + (f", then the guided-backprop image{'s' if gradients > 1 else ''} of the best "
                       f"{gradients if gradients > 1 else 'one'}" if gradients else ""))
-            picture = Picture(src, alt, round(w * scale), round(h * scale), tile=(x, y, w, h),
-                              sheet=tuple(sheet["sheet"]))
+            picture = Picture(f"{FIGURES}/{record.key}/{sheet['files'][page]}", alt, round(w * scale),
+                              round(h * scale), tile=(x, y, w, h), sheet=tuple(sheet["sizes"][page]))
             order = [c for c in np.argsort(-counts[unit], kind="stable") if counts[unit, c] > 0]
             histogram = ", ".join(f"{names[c]} \u00d7{int(counts[unit, c])}" for c in order)
             found = peaks[unit][np.isfinite(peaks[unit])]

@@ -33,7 +33,7 @@ def test_post_shows_section_two(tiny_site: BuiltSite) -> None:
     # the movies: a <video> with a poster, a caption and a text alternative, links to graph and atlas pages
     for key in ("model-i", "model-ii"):
         assert f'<source src="figures/preferred/{key}/graph.mp4" type="video/mp4">' in html
-        assert f'poster="figures/preferred/{key}/graph.png"' in html
+        assert f'poster="figures/preferred/{key}/graph.webp"' in html
         assert f'href="graph/{key}.html"' in html and (post / "graph" / f"{key}.html").is_file()
         assert f'href="atlas/{key}/conv1.html"' in html and (post / "atlas" / key / "conv1.html").is_file()
     section_two = html[html.index('id="preferred-inputs-of-trained-units"'):html.index("Activation responses to test")]
@@ -60,7 +60,7 @@ def test_movie_decodes_with_the_frames_and_size_it_claims(tiny_site: BuiltSite) 
     keys = graph["movie"]["keyframes"]
     assert keys == 1 + 10 + 1
     from PIL import Image
-    poster = Image.open(folder / "graph.png")
+    poster = Image.open(folder / "graph.webp")
     assert poster.size == (width, height)
 
 
@@ -74,7 +74,7 @@ def test_atlas_has_every_unit_with_its_numbers_and_flags(tiny_site: BuiltSite) -
     # each row: the reconstruction (a view of one sprite sheet), what it reached from its start, the best
     # test image, and their ratio as the number that column sorts by
     for _, row in rows:
-        assert row.count('aria-label="Preferred input of') == 1 and "sheet-7-fc6.png" in row
+        assert row.count('aria-label="Preferred input of') == 1 and "sheet-7-fc6.webp" in row
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
         reached, best = (float(re.search(r'data-value="([^"]+)"', c).group(1)) if "data-value" in c else None
                          for c in re.findall(r"<td[^>]*>", row)[1:3])
@@ -92,7 +92,7 @@ def test_atlas_has_every_unit_with_its_numbers_and_flags(tiny_site: BuiltSite) -
     assert shown == flagged
     # one sprite sheet per layer, not a file per unit
     figures = tiny_site.site / POST / "figures" / "preferred" / "model-ii"
-    assert len(list(figures.glob("sheet-*.png"))) == 9 + 1
+    assert len(list(figures.glob("sheet-*.webp"))) == 9 + 1
 
 
 def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: BuiltSite) -> None:

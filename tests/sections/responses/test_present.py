@@ -92,7 +92,7 @@ def test_atlas_holds_every_unit_with_its_top_patches(tiny_site: BuiltSite) -> No
             sheets = set()
             for unit, row in rows:
                 found = re.findall(r'<svg class="tile"[^>]*aria-label="Unit \d+&#x27;s top[^>]*>'
-                                   r'<image href="\.\./\.\./(figures/responses/[^"]+\.png)"', row)
+                                   r'<image href="\.\./\.\./(figures/responses/[^"]+\.webp)"', row)
                 assert len(found) == 1, row
                 sheets.update(found)
                 # the peak response sorts as the stage measured it
