@@ -319,10 +319,11 @@ def test_every_page_and_every_link_between_pages_resolves(browser: Browser, site
     assert home_links, "the post does not link back to the home page"
 
 
-def _offline_page(browser: Browser, root: str) -> tuple[Any, Any, list[str], list[str]]:
-    """A 1280 px page that may fetch only files under `root`: its context, the page, the URLs it tried to
-    fetch from elsewhere, and its errors (console errors and warnings, script errors, failed requests)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _offline_page(browser: Browser, root: str, **options: Any) -> tuple[Any, Any, list[str], list[str]]:
+    """A page (1280 px wide unless `options` of the context say otherwise) that may fetch only files
+    under `root`: its context, the page, the URLs it tried to fetch from elsewhere, and its errors
+    (console errors and warnings, script errors, failed requests)."""
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
     context.set_default_timeout(TIMEOUT_MS)
     outside: list[str] = []
     errors: list[str] = []

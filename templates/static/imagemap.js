@@ -14,6 +14,8 @@
   var tooltip = root.querySelector(".imagemap-tooltip");
   var statusLine = root.querySelector(".imagemap-status");
   var panel = root.querySelector(".imagemap-neighbours");
+  var panelTitle = root.querySelector(".imagemap-neighbours-title");
+  var summary = root.querySelector(".imagemap-neighbours-summary");
   var list = root.querySelector(".imagemap-neighbour-list");
   var legend = root.querySelector(".imagemap-legend");
 
@@ -96,6 +98,11 @@
   var view = { scale: 1, ox: 0, oy: 0 };
   var dpr = 1, cssW = 1, cssH = 1, fitScale = 1, fitted = false;
   var hovered = -1, selected = -1, keyboardMode = false;
+  // the cross the keyboard acts on, as an offset (CSS px) from the canvas centre: a reset puts it on the
+  // image nearest the centre, since the middle of a t-SNE map is often empty and Enter there would do nothing
+  var crossDX = 0, crossDY = 0;
+  function crossX() { return cssW / 2 + crossDX; }
+  function crossY() { return cssH / 2 + crossDY; }
 
   function resize() {
     dpr = window.devicePixelRatio || 1;
@@ -104,13 +111,31 @@
     canvas.width = Math.round(cssW * dpr);
     canvas.height = Math.round(cssH * dpr);
     fitScale = Math.min(cssW / W, cssH / H) * 0.96;
-    if (!fitted) { fitted = true; reset(); } else requestDraw();
+    if (!fitted) { fitted = true; reset(); return; }
+    crossDX = Math.max(-cssW / 2, Math.min(cssW / 2, crossDX));  // a smaller canvas keeps the cross on it
+    crossDY = Math.max(-cssH / 2, Math.min(cssH / 2, crossDY));
+    requestDraw();
   }
   function reset() {
     view.scale = fitScale;
     view.ox = (cssW - W * view.scale) / 2;
     view.oy = (cssH - H * view.scale) / 2;
+    crossDX = crossDY = 0;
+    placeCross();
     requestDraw();
+  }
+  // move the cross onto the centre of the image nearest it, if that image is on screen
+  function placeCross() {
+    var w = toWorld(crossX(), crossY()), best = -1, bestD = Infinity;
+    for (var i = 0; i < n; i++) {
+      var dx = pos.x[i] + T / 2 - w.x, dy = pos.y[i] + T / 2 - w.y, d = dx * dx + dy * dy;
+      if (d < bestD) { bestD = d; best = i; }
+    }
+    if (best < 0) return;
+    var sx = (pos.x[best] + T / 2) * view.scale + view.ox, sy = (pos.y[best] + T / 2) * view.scale + view.oy;
+    if (sx < 0 || sy < 0 || sx > cssW || sy > cssH) return;
+    crossDX = sx - cssW / 2;
+    crossDY = sy - cssH / 2;
   }
   function zoomAt(factor, sx, sy) {
     var next = Math.min(Math.max(view.scale * factor, fitScale * 0.5), Math.max(8, fitScale * 4));
@@ -152,8 +177,9 @@
       ctx.strokeStyle = "#1a73e8";
       ctx.lineWidth = 2;
       ctx.beginPath();
-      ctx.moveTo(cssW / 2 - 9, cssH / 2); ctx.lineTo(cssW / 2 + 9, cssH / 2);
-      ctx.moveTo(cssW / 2, cssH / 2 - 9); ctx.lineTo(cssW / 2, cssH / 2 + 9);
+      var cx = crossX(), cy = crossY();
+      ctx.moveTo(cx - 9, cy); ctx.lineTo(cx + 9, cy);
+      ctx.moveTo(cx, cy - 9); ctx.lineTo(cx, cy + 9);
       ctx.stroke();
     }
   }
@@ -166,12 +192,17 @@
                    size + width, size + width);
   }
 
-  // ---- what an image is: class, prediction, probability (plain text) ----
+  // ---- what an image is: class, and the model's prediction and its probability where the data has them ----
+  var hasPredictions = !!(data.pred && data.predicted && data.pred.length === n);
+  var hasProbabilities = !!(hasPredictions && data.prob && data.prob.length === n);
   function describe(i) {
-    var label = data.classes[data.label[i]], pred = data.predicted[data.pred[i]];
-    var verdict = data.pred[i] === data.label[i] ? "" : " (wrong)";
-    return "class: " + label + "\npredicted: " + pred + " " + (data.prob[i] * 100).toFixed(1) + "%" + verdict;
+    var text = "class: " + data.classes[data.label[i]];
+    if (!hasPredictions) return text;
+    text += "\npredicted: " + data.predicted[data.pred[i]];
+    if (hasProbabilities) text += " " + (data.prob[i] * 100).toFixed(1) + "%";
+    return text + (data.pred[i] === data.label[i] ? "" : " (wrong)");
   }
+  function describeInline(i) { return describe(i).replace(/\n/g, ", "); }
   function showTooltip(i, sx, sy) {
     if (i < 0) { tooltip.hidden = true; return; }
     tooltip.textContent = describe(i);
@@ -195,14 +226,19 @@
     if (ready(sprite.img)) paint(); else sprite.img.addEventListener("load", paint);
     return c;
   }
-  function item(i, caption, extra, isQuery) {
+  // the query's button puts it under the cross and goes back to the map; a neighbour's opens its own neighbours
+  function item(i, caption, extra, label, isQuery) {
     var li = document.createElement("li");
     if (isQuery) li.className = "query";
     var button = document.createElement("button");
     button.type = "button";
-    button.setAttribute("aria-label", (isQuery ? "Query image, " : "Neighbour, ") + describe(i).replace("\n", ", "));
+    button.setAttribute("data-image", String(i));
+    button.setAttribute("aria-label", label);
     button.appendChild(thumbCanvas(i));
-    button.addEventListener("click", function () { centreOn(i); select(i); });
+    button.addEventListener("click", function () {
+      centreOn(i);
+      if (isQuery) canvas.focus(); else select(i, true);
+    });
     li.appendChild(button);
     var name = document.createElement("div");
     name.textContent = caption;
@@ -214,28 +250,43 @@
     li.appendChild(more);
     return li;
   }
-  function select(i) {
+  // Show image i's neighbours (i < 0 hides them). The summary is said once: with focusPanel (a keyboard
+  // user's Enter, or a neighbour's button) the focus moves to the panel's heading, which has the summary
+  // as its description; otherwise (a click on the map, whose focus stays there) the status line says it.
+  function select(i, focusPanel) {
     selected = i;
     requestDraw();
     if (i < 0) { panel.hidden = true; return; }
     var k = data.neighbours.k;
     list.replaceChildren();
-    var pred = data.predicted[data.pred[i]];
-    list.appendChild(item(i, data.classes[data.label[i]], "predicted " + pred, true));
+    list.appendChild(item(i, data.classes[data.label[i]], hasPredictions ? "predicted " + data.predicted[data.pred[i]] : "",
+                          "Selected image, " + describeInline(i) + ": show it under the map's cross", true));
     var same = 0;
     for (var j = 0; j < k; j++) {
-      var nb = data.neighbours.index[i * k + j];
+      var nb = data.neighbours.index[i * k + j], distance = data.neighbours.distance[i * k + j];
       if (data.label[nb] === data.label[i]) same++;
-      list.appendChild(item(nb, data.classes[data.label[nb]], "distance " + data.neighbours.distance[i * k + j], false));
+      list.appendChild(item(nb, data.classes[data.label[nb]], "distance " + distance,
+                            "Neighbour " + (j + 1) + " of " + k + ", " + describeInline(nb) + ", distance " + distance +
+                            ": show its nearest neighbours", false));
     }
+    var text = "Selected image: " + describeInline(i) + ". " +
+      (k > 0 ? same + " of its " + k + " nearest neighbours share its class." : "This map records no neighbours.");
+    summary.textContent = text;
     panel.hidden = false;
-    statusLine.textContent = "Nearest neighbours of the selected image: " + same + " of " + k + " share its class.";
+    if (focusPanel) panelTitle.focus(); else statusLine.textContent = text;
   }
+  // put image i under the cross
   function centreOn(i) {
-    view.ox = cssW / 2 - (pos.x[i] + T / 2) * view.scale;
-    view.oy = cssH / 2 - (pos.y[i] + T / 2) * view.scale;
+    view.ox = crossX() - (pos.x[i] + T / 2) * view.scale;
+    view.oy = crossY() - (pos.y[i] + T / 2) * view.scale;
     requestDraw();
   }
+  // Escape anywhere in the panel goes back to the map, where the cross is on the image last opened
+  panel.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape" || e.altKey || e.ctrlKey || e.metaKey) return;
+    e.preventDefault();
+    canvas.focus();
+  });
 
   // ---- layouts: animate from the current positions to the chosen ones ----
   var animation = 0;
@@ -253,7 +304,9 @@
         pos.y[i] = from.y[i] + (to.y[i] - from.y[i]) * e;
       }
       draw();
-      if (t < 1) window.requestAnimationFrame(step); else buildIndex();
+      if (t < 1) { window.requestAnimationFrame(step); return; }
+      buildIndex();
+      if (underCross() < 0) { placeCross(); requestDraw(); }  // the new layout may have left the cross on nothing
     }
     window.requestAnimationFrame(step);
   }
@@ -314,7 +367,7 @@
     if (wasClick) {
       var w = toWorld(p.x, p.y), i = hit(w.x, w.y);
       setHover(i, p.x, p.y);
-      select(i);
+      select(i, false);
     }
   }
   canvas.addEventListener("pointerup", release);
@@ -330,15 +383,15 @@
 
   // ---- keyboard: arrows pan, +/- zoom, 0 resets, Enter opens the image under the cross ----
   function underCross() {
-    var w = toWorld(cssW / 2, cssH / 2);
+    var w = toWorld(crossX(), crossY());
     return hit(w.x, w.y);
   }
   function announceCross() {
     var i = underCross();
     hovered = i;
     if (i >= 0) {
-      showTooltip(i, cssW / 2, cssH / 2);
-      statusLine.textContent = describe(i).replace("\n", "; ");
+      showTooltip(i, crossX(), crossY());
+      statusLine.textContent = "Under the cross: " + describe(i).replace(/\n/g, "; ");
     } else {
       tooltip.hidden = true;
       statusLine.textContent = "No image under the cross.";
@@ -354,19 +407,28 @@
       case "ArrowRight": pan(-stepPx, 0); break;
       case "ArrowUp": pan(0, stepPx); break;
       case "ArrowDown": pan(0, -stepPx); break;
-      case "+": case "=": zoomAt(1.5, cssW / 2, cssH / 2); break;
-      case "-": case "_": zoomAt(1 / 1.5, cssW / 2, cssH / 2); break;
+      case "+": case "=": zoomAt(1.5, crossX(), crossY()); break;
+      case "-": case "_": zoomAt(1 / 1.5, crossX(), crossY()); break;
       case "0": reset(); break;
-      case "Enter": case " ": select(underCross()); break;
-      case "Escape": select(-1); tooltip.hidden = true; break;
+      case "Enter": case " ": break;
+      case "Escape": break;
       default: handled = false;
     }
     if (!handled) return;
     e.preventDefault();
     keyboardMode = true;
-    if (e.key !== "Escape") announceCross();
+    if (e.key === "Escape") { select(-1); tooltip.hidden = true; return; }
+    if (e.key === "Enter" || e.key === " ") {
+      var i = underCross();
+      if (i >= 0) { select(i, true); return; }  // the focus moves to the neighbours, which say the summary
+    }
+    announceCross();
   });
-  canvas.addEventListener("focus", function () { keyboardMode = canvas.matches(":focus-visible"); requestDraw(); });
+  canvas.addEventListener("focus", function () {
+    keyboardMode = canvas.matches(":focus-visible");
+    // a keyboard user arriving (or coming back from the neighbours) hears what Enter would open
+    if (keyboardMode) announceCross(); else requestDraw();
+  });
   canvas.addEventListener("blur", function () { keyboardMode = false; tooltip.hidden = true; requestDraw(); });
 
   // ---- legend: one entry per class, colour swatch and name ----
