@@ -23,6 +23,7 @@ from pathlib import Path
 from reportgen import __version__
 from reportgen.cache import MANIFEST, SITE_MARKER, Artifact, plain, source_digest
 from reportgen.config import Config
+from reportgen.errors import ModelError
 from reportgen.nets.data import file_state, source_fingerprint
 from reportgen.report.templates import TEMPLATES, user_templates
 
@@ -62,6 +63,18 @@ def inputs_fingerprint(cfg: Config, out: Path) -> str:
         "environment": {name: os.environ.get(name, "") for name in ("SOURCE_DATE_EPOCH", "CUDA_VISIBLE_DEVICES")},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_files(cfg: Config) -> None:
+    """The files a build reads, checked before torch is imported (seconds on a loaded machine): the
+    image folder and its class folders, and each model file the config names."""
+    source_fingerprint(cfg.data, cfg.root)  # scans a folder source as loading it would, without decoding
+    for index, m in enumerate(cfg.models):
+        for key, path in (("checkpoint", m.checkpoint), ("weights", m.weights), ("classes_file", m.classes_file)):
+            if path and not cfg.resolve(path).is_file():
+                raise ModelError(f"models[{index}].{key}: file not found: {cfg.resolve(path)}")
+        if (module := m.class_file(cfg.root)) is not None and not module.is_file():
+            raise ModelError(f"models[{index}].arch: file not found: {module}")
 
 
 def save_record(cfg: Config, out: Path, inputs: str, stages: list[Artifact]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reportgen import __version__
-from reportgen.builds import BuildResult, up_to_date
+from reportgen.builds import BuildResult, check_files, up_to_date
 from reportgen.config import Config, ConfigError, load_config
 from reportgen.errors import DataError, EvaluateError, LayerError, ModelError, Problems, SettingError, SiteError
 
@@ -71,6 +71,7 @@ def build_once(cfg: Config, out_arg: Path | None, force: bool = False, prune: bo
     # decided from file hashes and the config, without torch: an unchanged build answers at once
     result = None if force or prune else up_to_date(cfg, out)
     if result is None:
+        check_files(cfg)  # a wrong path fails in a second, not after torch is imported
         from reportgen.pipeline import build  # imports torch: keep `--help` and config errors instant
 
         result = build(cfg, out=out, force=force, prune=prune, check_unchanged=False)

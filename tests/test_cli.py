@@ -95,3 +95,16 @@ def test_every_problem_found_before_training_is_reported_at_once(tmp_path: Path,
     assert "reportgen: error: 2 problems found before training anything:" in err and "Traceback" not in err
     assert "r18.pth: these weights do not fit 'torchvision:resnet18'" in err
     assert "responses.classes: 'ten' is not a class of the data" in err
+
+
+def test_a_wrong_path_fails_before_torch_is_imported_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    check = ("import sys; from reportgen.cli import main; code = main(['build', '-q']); "
+             "print(code, 'torch' in sys.modules)")
+    for config in ('[data]\nsource = "folder"\npath = "photos"\n[[models]]\nname = "A"\n',
+                   '[[models]]\nname = "A"\ncheckpoint = "gone.pt"\n',
+                   '[[models]]\nname = "A"\narch = "file:nets.py:Net"\nweights = "w.safetensors"\n'):
+        (tmp_path / "config.toml").write_text(config)
+        proc = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, check=True)
+        assert proc.stdout.split() == ["1", "False"], proc.stderr
+        assert "file not found" in proc.stderr or "is not a folder" in proc.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no cache, no site
