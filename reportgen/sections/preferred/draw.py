@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ PER_ROW = 32        # thumbnails per row before a layer wraps
 LAYER_GAP = 56      # vertical room between layers, where most edges run
 LABEL = 96          # left column holding layer names
 FRAME = (768, 432)  # movie frame (width, height): multiples of 16, 16:9; thumbnails reach 1:1 on a layer
+FRAME_LABEL_PX = 16  # layer names in the movie, frame pixels: ~15 CSS px in the post's column at any zoom
 CRF = 28            # x264 quality: the frames are noisy thumbnails, and crf 20 made 2.4 MB of 48 tiny-build frames
 EDGE_LOW = 0.35     # weakest drawn edge's position on the hot colormap (0 is black, invisible here)
 SHEET_COLUMNS = 32
@@ -241,7 +242,8 @@ def edge_color(w: float) -> tuple[int, int, int]:
 def draw_graph(graph: dict[str, Any], example: np.ndarray, tiles: list[np.ndarray],
                edges: list[tuple[int, int, int, float]]) -> Image.Image:
     """The whole graph as one RGB picture: edges (hotter = larger weight), then thumbnails on top.
-    Dead or flat units are dimmed and outlined, so a failed reconstruction is not read as a result."""
+    Dead or flat units are dimmed and outlined, so a failed reconstruction is not read as a result.
+    No labels: the movie shrinks a deep graph 5x or more, so they are drawn on each frame."""
     canvas = Image.new("RGB", (graph["width"], graph["height"]), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for x1, y1, x2, y2, w in edges_geometry(graph, edges):
@@ -255,10 +257,7 @@ def draw_graph(graph: dict[str, Any], example: np.ndarray, tiles: list[np.ndarra
         canvas.paste(Image.fromarray(thumb), (n.x, n.y))
         if n.flagged:
             draw.rectangle((n.x, n.y, n.x + THUMB - 1, n.y + THUMB - 1), outline=MUTED)
-    for band in graph["layers"]:
-        draw.text((8, (band["top"] + band["bottom"]) / 2), fit(band["name"], LABEL - 16, 14), fill=TEXT,
-                  font=font(14), anchor="lm")
-    return canvas
+    return canvas  # the layers' names are drawn on each frame instead, at the frame's own scale
 
 
 def input_tiles(example: np.ndarray) -> np.ndarray:
@@ -310,16 +309,20 @@ def zoom_frames(picture: Image.Image, graph: dict[str, Any], move: float = 0.6, 
         for _ in range(max(1, round(hold * fps))):
             yield keys[-1]
 
+    labels = [(band["name"], (band["top"] + band["bottom"]) / 2) for band in graph["layers"]]
+
     def frames() -> Iterator[np.ndarray]:
         for cx, cy, per_pixel in camera():
-            yield _frame(picture, cx, cy, per_pixel)
+            yield _frame(picture, cx, cy, per_pixel, labels)
 
     return frames(), len(keys)
 
 
-def _frame(picture: Image.Image, cx: float, cy: float, per_pixel: float) -> np.ndarray:
+def _frame(picture: Image.Image, cx: float, cy: float, per_pixel: float,
+           labels: Sequence[tuple[str, float]] = ()) -> np.ndarray:
     """The frame seeing graph pixels around (cx, cy) at `per_pixel` graph pixels per frame pixel;
-    what lies outside the picture is background."""
+    what lies outside the picture is background. `labels`: (layer name, graph y) written at the left
+    edge in FRAME_LABEL_PX type whatever the zoom, so the overview's names stay legible."""
     w, h = FRAME
     x0, y0 = cx - w / 2 * per_pixel, cy - h / 2 * per_pixel
     x1, y1 = x0 + w * per_pixel, y0 + h * per_pixel
@@ -335,6 +338,15 @@ def _frame(picture: Image.Image, cx: float, cy: float, per_pixel: float) -> np.n
             # reducing_gap: shrink by whole factors first (fast), then resample; the overview frames are 4x smaller
             part = picture.resize((fx1 - fx0, fy1 - fy0), method, box=(ix0, iy0, ix1, iy1), reducing_gap=2.0)
             frame.paste(part, (fx0, fy0))
+    if labels:
+        draw, face = ImageDraw.Draw(frame), font(FRAME_LABEL_PX)
+        edge = (LABEL - 8 - x0) / per_pixel  # the right edge of the graph's label column, in the frame
+        for name, y in labels:
+            fy = (y - y0) / per_pixel
+            if FRAME_LABEL_PX / 2 <= fy <= h - FRAME_LABEL_PX / 2:
+                text = fit(name, LABEL - 16, FRAME_LABEL_PX)
+                draw.text((max(8 + draw.textlength(text, font=face), edge), fy), text, fill=TEXT, font=face,
+                          anchor="rm")
     return np.asarray(frame)
 
 

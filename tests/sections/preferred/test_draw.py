@@ -43,3 +43,21 @@ def test_receptive_field_crop_and_sheet_tiles() -> None:
     crops = draw.layer_tiles(images, [2, 3, 5, 6])
     assert crops.shape == (2, 3, 3, 3, 1) and crops[1, 2, 0, 0, 0] == images[1, 2, 2, 3, 0]
     assert draw.layer_tiles(images, None) is images
+
+
+def test_the_movies_layer_names_keep_their_size_at_every_zoom() -> None:
+    """The names are written on each frame, not shrunk with a deep graph: the same text height (in
+    frame pixels) in the overview of a tall graph and zoomed in on one layer."""
+    picture = Image.new("RGB", (400, 4000), draw.BACKGROUND)
+    labels = [("conv1", 100.0), ("fc7", 3900.0)]
+
+    def text_rows(frame: np.ndarray) -> int:
+        ink = (np.abs(frame.astype(int) - np.array(draw.BACKGROUND)).sum(-1) > 60).any(1)
+        return int(ink.sum())
+
+    overview = draw._frame(picture, 200, 2000, 4000 / draw.FRAME[1], labels)   # the whole height in one frame
+    zoomed = draw._frame(picture, 200, 100, 0.5, labels)                       # conv1 alone, 2x
+    # two names in the overview, one when zoomed; each a line of FRAME_LABEL_PX type, not 1/10 of it
+    assert text_rows(overview) >= 2 * draw.FRAME_LABEL_PX // 2 and text_rows(zoomed) >= draw.FRAME_LABEL_PX // 2
+    assert text_rows(overview) == pytest.approx(2 * text_rows(zoomed), abs=4)
+    assert text_rows(draw._frame(picture, 200, 2000, 4000 / draw.FRAME[1])) == 0  # no labels given, none drawn
