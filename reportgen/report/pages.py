@@ -74,6 +74,7 @@ class AtlasCell:
     text: str = ""
     pictures: tuple[Picture, ...] = ()
     value: float | None = None                 # what the column sorts by; None: not measured for this unit
+    prose: bool = False                        # words rather than a number: left-aligned, wrapped
 
 
 @dataclass(frozen=True)

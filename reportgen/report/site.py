@@ -221,7 +221,9 @@ def atlas_pages(sections: Sequence[Section], models: Sequence[ModelRecord]) -> l
         columns = list(order[model, layer])
         sortable = {c.column for c in cells if c.value is not None}
         pictured = {c.column for c in cells if c.pictures}
-        header = [{"name": name, "sort": name in sortable, "pictures": name in pictured} for name in columns]
+        prose = {c.column for c in cells if c.prose}
+        header = [{"name": name, "sort": name in sortable, "pictures": name in pictured, "prose": name in prose}
+                  for name in columns]
         page_of = {unit: unit // ATLAS_PAGE_UNITS for unit in units}
         indices = sorted({0, *page_of.values()})
         nav = [{"name": name, "href": "../../" + atlas_path(model, name), "current": name == layer}

@@ -179,8 +179,9 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
                      "centre neuron")
         notes.append(AtlasNote(model.key, layer["name"], what + ". Reached: the activation it reached "
                                f"{'(first seed) ' if seeds > 1 else ''}from its value on the starting noise; "
-                               "reached / best: against the unit's best test image. Flags: dead, never active on "
-                               "a test image; flat, not raised above its start, so the picture is not a result."))
+                               "reached / best test image: that activation against the best test image's, which "
+                               "follows 'of'. Flags: dead, never active on a test image; flat, not raised above its "
+                               "start, so the picture is not a result."))
         for row, unit in enumerate(inputs.unit.tolist()):
             # all of a unit's seeds in one view of the sheet: a row of the sheet holds whole units
             tile, size = _tile(sheet, row * seeds, seeds)
@@ -192,9 +193,10 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
             cells = [AtlasCell("Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} seeds)",
                                pictures=tuple(pictures)),
                      AtlasCell("Reached", f"{reached:.3g} from {start:.3g}", value=reached),
-                     AtlasCell("Best test image", f"{best:.3g}", value=best),
-                     AtlasCell("Reached / best", f"{reached / best:.2f}" if best > 0 else "\u2014",
-                               value=reached / best if best > 0 else None)]
+                     # the best test image's activation beside the ratio, not in a column of its own: a
+                     # row's elements are the atlas's budget (1,500 per 100 units)
+                     AtlasCell("Reached / best test image", f"{reached / best:.2f} of {best:.3g}" if best > 0
+                               else f"\u2014 (best {best:.3g})", value=reached / best if best > 0 else None)]
             flags = (["dead"] if inputs.dead[row] else []) + (["flat"] if inputs.flat[row, 0] else [])
             panels.append(AtlasPanel(model.key, layer["name"], unit, tuple(cells), tuple(flags)))
     return panels, notes

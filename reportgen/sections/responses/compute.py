@@ -294,3 +294,4 @@ def randomization_stage(folder: Path, params: dict[str, Any], dataset_art: Artif
                 entry[f"{measure}_high"] = [ci.high if ci else None for ci in cis]
     (folder / "randomization.json").write_text(json.dumps(result, indent=1))
     return {"rows": len(rows)}
+

@@ -389,14 +389,56 @@ def randomization_figure_stage(folder: Path, params: dict[str, Any], checked: Ar
             ax.fill_between(x, low, high, color=colour, alpha=0.15, lw=0)
         ax.set_xticks(x, [steps[0], *("+" + s for s in steps[1:])], rotation=60, ha="right", fontsize=8)
         ax.set_ylim(-0.2, 1.05)
-        ax.axhline(0, color="#888888", lw=0.8)
         ax.set_ylabel("rank corr. with trained")
-        ax.set_title(params["name"], fontsize=12, parse_math=False)  # a "$" in a name is not mathtext
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, facecolor="white")
-        plt.close(fig)
+        return _finish(fig, ax, params["name"], path)
+
+
+def path_figure_stage(folder: Path, params: dict[str, Any], checked: Artifact) -> dict[str, Any]:
+    """The path check of one model, per layer: the spread of its units' path scores (each preferred
+    input against the mean of its top images) beside their yardsticks (the least typical top image
+    against the others). `params`: the model's name, key."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on build machines or CI
+    import matplotlib.pyplot as plt
+
+    result = json.loads(checked.file("paths.json").read_text())
+    out = folder / "responses" / params["key"]
+    out.mkdir(parents=True)
+    path = out / "paths.png"
+    layers = [e for e in result["layers"] if any(e["checked"])]
+    with plt.rc_context({"font.size": 11}):
+        fig, ax = plt.subplots(figsize=(4.0, 3.0), dpi=160)
+        x = np.arange(1, len(layers) + 1)
+        for offset, key, colour, label in ((-0.18, "score", "#d62728", "preferred input"),
+                                           (0.18, "reference", "#7f7f7f", "least typical top image")):
+            values = [[v for v in e[key] if v is not None] for e in layers]
+            if values:
+                parts = ax.boxplot(values, positions=x + offset, widths=0.3, patch_artist=True, showfliers=False,
+                                   medianprops={"color": "black"})
+                for box in parts["boxes"]:
+                    box.set(facecolor=colour, alpha=0.6)
+            ax.plot([], [], color=colour, lw=6, alpha=0.6, label=label)
+        ax.set_xticks(x, [e["name"] for e in layers], rotation=60, ha="right", fontsize=8)
+        ax.set_ylim(-0.3, 1.05)
+        ax.set_ylabel("path score (corr.)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
+        return _finish(fig, ax, params["name"], path)
+
+
+def _finish(fig: Any, ax: Any, title: str, path: Path) -> dict[str, Any]:
+    """A check's figure completed and saved: a zero line, the model's name as the title (a "$" in a name
+    is not mathtext), on white; returns its size in pixels."""
+    import matplotlib.pyplot as plt
+
+    ax.axhline(0, color="#888888", lw=0.8)
+    ax.set_title(title, fontsize=12, parse_math=False)
+    fig.tight_layout()
+    fig.savefig(path, facecolor="white")
+    plt.close(fig)
     with Image.open(path) as image:
         width, height = image.size
     return {"width": width, "height": height}

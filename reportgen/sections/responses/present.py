@@ -19,7 +19,7 @@ from reportgen.config import ResponsesConfig
 from reportgen.report.pages import AtlasCell, AtlasNote, AtlasPanel, ModelRecord, Picture, Section, atlas_path
 from reportgen.report.prose import number
 from reportgen.sections.responses.compute import ResponseFrames
-from reportgen.stats import bootstrap_ci, format_percent, proportion_ci, rank_correlation
+from reportgen.stats import bootstrap_ci, format_percent, format_proportion_ci, proportion_ci, rank_correlation
 
 FIGURES = "figures/responses"
 # top test images per class unit that the randomization test explains (2 x the classes: a few seconds
@@ -32,10 +32,12 @@ ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pix
 
 def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequence[Artifact],
             drawn: Sequence[Artifact], pictured: Sequence[Artifact] = (),
-            randomized: Sequence[tuple[Artifact, Artifact]] = ()) -> Section:
+            randomized: Sequence[tuple[Artifact, Artifact]] = (),
+            checked_paths: Sequence[tuple[Artifact, Artifact]] = ()) -> Section:
     """Section 3's context (`responses` in the templates), media and atlas panels; `pictured`: the
     activated-inputs drawings, one per model, when section 2 ran; `randomized`: per model the
-    randomization test and its figure."""
+    randomization test and its figure; `checked_paths`: per model the path check and its figure, when
+    section 2 ran."""
     models, panels, notes = [], [], []
     for index, (record, data, pictures) in enumerate(zip(records, computed, drawn, strict=True)):
         summary = json.loads(data.file("summary.json").read_text())
@@ -49,7 +51,14 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
                 for j, figure in enumerate(pictured[index].manifest["figures"])]
         frames = ResponseFrames.load(data)
         models[-1]["verdicts"]["magnitude"] = magnitude(summary, frames)
+        path_result, models[-1]["paths"] = None, None
+        if index < len(checked_paths):
+            path_result = json.loads(checked_paths[index][0].file("paths.json").read_text())
+            models[-1]["paths"] = path_context(record, path_result, checked_paths[index][1])
         model_panels, model_notes = atlas_panels(record, summary, layout, frames)
+        if path_result is not None:
+            model_panels, model_notes = model_panels + path_cells(record, path_result), model_notes + path_notes(
+                record, path_result)
         panels += model_panels
         notes += model_notes
     first = json.loads(computed[0].file("summary.json").read_text())
@@ -64,8 +73,8 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "preference_side": PREFERENCE_SIDE, "min_interval_classes": MIN_CLASSES_FOR_INTERVAL,
         "randomized_per_class": RANDOMIZED_PER_CLASS,
     }
-    return Section("responses", context, media=[*drawn, *pictured, *(fig for _, fig in randomized)], atlas=panels,
-                   atlas_notes=notes)
+    media = [*drawn, *pictured, *(fig for _, fig in randomized), *(fig for _, fig in checked_paths)]
+    return Section("responses", context, media=media, atlas=panels, atlas_notes=notes)
 
 
 def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifact) -> dict[str, Any] | None:
@@ -90,6 +99,60 @@ def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifa
     return {"rows": result["rows"], "steps": result["steps"], "first": first, "last": last,
             "guided_fails": clear, "src": f"{FIGURES}/{record.key}/randomization.png",
             "width": figure.manifest["width"], "height": figure.manifest["height"]}
+
+
+def path_context(record: ModelRecord, result: dict[str, Any], figure: Artifact) -> dict[str, Any] | None:
+    """What the post says about one model's path check, per layer: how many units were checked, the
+    share whose preferred input the network processes like their top images (Wilson interval), the
+    median path score beside the median yardstick, and a verdict the interval supports."""
+    layers = []
+    for entry in result["layers"]:
+        n = sum(entry["checked"])
+        if not n:
+            continue
+        like = n - sum(entry["flagged"])
+        low, high = proportion_ci(like, n)
+        verdict = "like" if low > 0.5 else "unlike" if high < 0.5 else "mixed"
+        layers.append({"name": entry["name"], "checked": n, "like": like, "share": format_proportion_ci(like, n),
+                       "verdict": verdict,
+                       "score": _num(float(np.median([v for v in entry["score"] if v is not None]))),
+                       "reference": _num(float(np.median([v for v in entry["reference"] if v is not None])))})
+    if not layers:
+        return None
+    return {"layers": layers, "units": sum(la["checked"] for la in layers),
+            "unlike": [la["name"] for la in layers if la["verdict"] == "unlike"],
+            "like": [la["name"] for la in layers if la["verdict"] == "like"],
+            "src": f"{FIGURES}/{record.key}/paths.png",
+            "width": figure.manifest["width"], "height": figure.manifest["height"]}
+
+
+PATH_COLUMN = "Path like its top images"
+
+
+def path_cells(record: ModelRecord, result: dict[str, Any]) -> list[AtlasPanel]:
+    """Each checked unit's path score against its yardstick, as an atlas cell that sorts by the score;
+    a unit below its yardstick is flagged 'odd path'."""
+    panels = []
+    for entry in result["layers"]:
+        for unit, ok, flagged, score, reference in zip(entry["units"], entry["checked"], entry["flagged"],
+                                                       entry["score"], entry["reference"], strict=True):
+            if not ok:
+                continue
+            verdict, sign = ("no", "<") if flagged else ("yes", "\u2265")
+            text = f"{verdict}: {_num(score)} {sign} {_num(reference)}"
+            panels.append(AtlasPanel(record.key, entry["name"], unit,
+                                     (AtlasCell(PATH_COLUMN, text, value=score, prose=True),),
+                                     ("odd path",) if flagged else ()))
+    return panels
+
+
+def path_notes(record: ModelRecord, result: dict[str, Any]) -> list[AtlasNote]:
+    return [AtlasNote(record.key, entry["name"], f"{PATH_COLUMN}: the correlation of the layer-by-layer responses "
+                      "to the unit's preferred input with the mean responses to its top images, averaged over the "
+                      "layers up to this one, against the same for the least typical of those images (yes: at least as "
+                      "high); flag odd path: below it, so the picture may not show what drives the unit in natural "
+                      "images.")
+            for entry in result["layers"] if any(entry["checked"])]
 
 
 # with fewer classes than this every class is ranked; with more, the table shows at most
@@ -286,12 +349,12 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
             picture = Picture(f"{FIGURES}/{record.key}/{sheet['files'][page]}", alt, round(w * scale),
                               round(h * scale), tile=(x, y, w, h), sheet=tuple(sheet["sizes"][page]))
             order = [c for c in np.argsort(-counts[unit], kind="stable") if counts[unit, c] > 0]
-            histogram = ", ".join(f"{names[c]} \u00d7{int(counts[unit, c])}" for c in order)
+            histogram = ", ".join(f"{names[c]}\u00a0\u00d7{int(counts[unit, c])}" for c in order)  # kept on one line
             found = peaks[unit][np.isfinite(peaks[unit])]
             cells = (AtlasCell(column, pictures=(picture,)),
                      AtlasCell("Peak response", _num(found[0]) if len(found) else "no test image",
                                value=float(found[0]) if len(found) else None),
-                     AtlasCell(classes, histogram or "none",
+                     AtlasCell(classes, histogram or "none", prose=True,
                                value=float(counts[unit, order[0]] / counts[unit].sum()) if order else None))
             flags = ("silent",) if len(found) and found[0] <= 0 else ()
             panels.append(AtlasPanel(record.key, layer["name"], unit, cells, flags))

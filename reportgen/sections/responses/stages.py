@@ -11,15 +11,17 @@ from reportgen.cache import Stage
 from reportgen.nets.checkpoint import resolve_precision
 from reportgen.report.pages import Section
 from reportgen.sections.base import BuildContext, SectionSpec
-from reportgen.sections.responses import compute, draw, present
+from reportgen.sections.responses import compute, draw, paths, present
 
 RESPONSES = Stage("responses", compute.responses_stage)
-# the randomization test's torch threads without build.workers: fixed, since they are keyed
+# the randomization test's and the path check's torch threads without build.workers: fixed, since they are keyed
 RANDOMIZATION_THREADS = 2
 RESPONSE_FIGURES = Stage("response-figures", draw.drawing_stage)
 ACTIVATED_INPUTS = Stage("activated-inputs", draw.activated_inputs_stage)
 RANDOMIZATION = Stage("randomization", compute.randomization_stage)
 RANDOMIZATION_FIGURE = Stage("randomization-figure", draw.randomization_figure_stage)
+PATHS = Stage("path-check", paths.path_stage)
+PATH_FIGURE = Stage("path-figure", draw.path_figure_stage)
 
 
 def build(ctx: BuildContext) -> Section:
@@ -48,11 +50,18 @@ def build(ctx: BuildContext) -> Section:
         randomized.append((checked, ctx.run(RANDOMIZATION_FIGURE, {"name": r.name, "key": r.key}, checked,
                                             label=f"randomization figure {r.name}")))
     # with section 2's preferred inputs, the activated units as pictures (the write-up's figure)
-    pictured = [ctx.run(ACTIVATED_INPUTS, {"key": r.key, "threshold": cfg.responses.threshold}, r.data, art, pref,
-                        label=f"activated inputs {r.name}")
-                for r, art, pref in zip(ctx.records, computed, ctx.shared.get("preferred", []), strict=False)]
-    return present.section(cfg.responses, ctx.records, computed, drawn, pictured, randomized)
+    pictured, checked_paths = [], []
+    for r, art, pref in zip(ctx.records, computed, ctx.shared.get("preferred", []), strict=False):
+        pictured.append(ctx.run(ACTIVATED_INPUTS, {"key": r.key, "threshold": cfg.responses.threshold}, r.data, art,
+                                pref, label=f"activated inputs {r.name}"))
+        # are the preferred inputs processed like the natural images that drive their units? (Geirhos et al.)
+        checked = ctx.run(PATHS, {"device": ctx.device, "threads": cfg.build.workers or RANDOMIZATION_THREADS},
+                          r.data, r.model, art, pref, label=f"path check {r.name}")
+        checked_paths.append((checked, ctx.run(PATH_FIGURE, {"name": r.name, "key": r.key}, checked,
+                                               label=f"path figure {r.name}")))
+    return present.section(cfg.responses, ctx.records, computed, drawn, pictured, randomized, checked_paths)
 
 
-SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES, RANDOMIZATION, RANDOMIZATION_FIGURE, ACTIVATED_INPUTS),
+SECTION = SectionSpec("responses", (RESPONSES, RESPONSE_FIGURES, RANDOMIZATION, RANDOMIZATION_FIGURE, ACTIVATED_INPUTS,
+                                    PATHS, PATH_FIGURE),
                       lambda cfg: cfg.responses.enabled, build)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -71,16 +72,19 @@ def test_atlas_has_every_unit_with_its_numbers_and_flags(tiny_site: BuiltSite) -
     fc6 = (atlas / "fc6.html").read_text()
     rows = re.findall(r'<tr id="unit-(\d+)"[^>]*>(.*?)</tr>', fc6, re.S)
     assert [int(unit) for unit, _ in rows] == list(range(48))
-    # each row: the reconstruction (a view of one sprite sheet), what it reached from its start, the best
-    # test image, and their ratio as the number that column sorts by
+    # each row: the reconstruction (a view of one sprite sheet), what it reached from its start, and that
+    # against the best test image, with the ratio as the number the column sorts by
     for _, row in rows:
         assert row.count('aria-label="Preferred input of') == 1 and "sheet-7-fc6.webp" in row
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
-        reached, best = (float(re.search(r'data-value="([^"]+)"', c).group(1)) if "data-value" in c else None
-                         for c in re.findall(r"<td[^>]*>", row)[1:3])
-        assert re.fullmatch(r"\S+ from \S+", cells[1]) and float(cells[1].split()[0]) == pytest.approx(reached, 1e-2)
-        if best and best > 0:
-            assert float(cells[3]) == pytest.approx(reached / best, abs=0.006)
+        reached, ratio = (float(unescape(m.group(1))) if (m := re.search(r'data-value="([^"]+)"', c)) else None
+                          for c in re.findall(r"<td[^>]*>", row)[1:3])
+        assert re.fullmatch(r"\S+ from \S+", cells[1])
+        assert float(unescape(cells[1]).split()[0]) == pytest.approx(reached, 1e-2)
+        if ratio is not None:
+            shown, best = unescape(cells[2]).split(" of ")
+            assert float(shown) == pytest.approx(ratio, abs=0.006)
+            assert ratio == pytest.approx(reached / float(best), rel=2e-2)
     assert 'style="' not in fc6  # tiles are SVG views: no inline style
     fc7 = (atlas / "fc7.html").read_text()
     assert fc7.count("from 3 noise seeds, side by side") == 10 and "Preferred inputs (3 seeds)" in fc7

@@ -36,7 +36,8 @@ def test_second_build_recomputes_nothing_and_a_drawing_edit_only_redraws(config:
     assert built(pipeline.build(load_config(config, overrides={"preferred.threads": 3}))) == [
         "preferred inputs Model I", "preferred figures Model I", "preferred inputs Model II",
         "preferred figures Model II", "class units", "class units figures", "activated inputs Model I",
-        "activated inputs Model II", "site"]
+        "path check Model I", "path figure Model I", "activated inputs Model II", "path check Model II",
+        "path figure Model II", "site"]
     # the number of edges only changes the drawings
     fewer = pipeline.build(load_config(config, overrides={"preferred.edges": 1}))
     assert built(fewer) == ["preferred figures Model I", "preferred figures Model II", "site"]

@@ -97,7 +97,7 @@ def test_atlas_holds_every_unit_with_its_top_patches(tiny_site: BuiltSite) -> No
                 sheets.update(found)
                 # the peak response sorts as the stage measured it
                 peak = frames.layers[index].peak[int(unit)][0]
-                value = re.search(r'<td data-value="([^"]+)">[^<]*</td><td[^>]*>[^<]*</td>$', row)
+                value = re.search(r'figures/responses/[^"]+"[^>]*/></svg></td><td data-value="([^"]+)">', row)
                 if np.isfinite(peak):
                     assert value and float(unescape(value.group(1))) == pytest.approx(float(peak), rel=1e-6)
             assert len(sheets) == 1 and (post / sheets.pop()).is_file()  # one sheet per layer
