@@ -308,8 +308,12 @@ class ResponsesConfig:
                                       "of that class's test images.", between(0.01, 1))
     patches: int = option(4, "Channels per layer whose top patches the post shows (the atlas shows every unit).",
                           between(1, 32))
-    atlas_gradients: int = option(1, "Guided-backprop images per unit in the atlas, for its best top images "
-                                     "(0 to k; each costs a backward pass per unit).", between(0, 50))
+    atlas_gradients: int = option(1, "Saliency images (see atlas_method) per unit in the atlas, for its best top "
+                                     "images (0 to k; each costs a backward pass per unit).", between(0, 50))
+    atlas_method: str = option("auto", "What the atlas's saliency pictures show: 'guided' backpropagation, the plain "
+                                       "'gradient', or 'auto' = the gradient where the randomization test finds "
+                                       "that guided backprop ignores the weights (Adebayo et al. 2018), else "
+                                       "guided backprop.", one_of("auto", "guided", "gradient"))
     precision: str = option("auto", "What the network computes guided backpropagation in: 'bfloat16' (autocast; "
                                     "2x faster for a ResNet-18 at 224x224 where the processor has bfloat16 "
                                     "instructions, its images within 0.998 cosine of float32's), 'float32', or "

@@ -93,7 +93,7 @@ def choose(cfg: ResponsesConfig, group: Sequence[str], class_names: Sequence[str
     members = [c for c in (cfg.group or group) if c in names] or [names[a], names[b]]
     return {"a": a, "b": b, "third": third, "per_class": cfg.per_class, "low_confidence": cfg.low_confidence,
             "k": cfg.k, "feature_layer": cfg.feature_layer, "group": members, "min_fraction": cfg.min_fraction,
-            "patches": cfg.patches, "atlas_gradients": cfg.atlas_gradients}
+            "patches": cfg.patches, "atlas_gradients": cfg.atlas_gradients, "atlas_method": cfg.atlas_method}
 
 
 def _ranked(labels: np.ndarray, probs: np.ndarray, c: int) -> np.ndarray:
@@ -180,10 +180,18 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
         wanted = {(u, j) for u in sample for j in range(rec.k)}
         wanted |= {(u, j) for u in range(layer.units) for j in range(settings["atlas_gradients"])}
         rows = sorted((u, j) for u, j in wanted if layer.top_image[u, j] >= 0)
+        # the atlas's pictures as plain gradients too, unless it is told to show guided backprop: the
+        # randomization test decides between them once both exist (draw.atlas_method)
+        plain = [] if settings["atlas_method"] == "guided" else [
+            (u, j) for u in range(layer.units) for j in range(settings["atlas_gradients"])
+            if layer.top_image[u, j] >= 0]
         frames.append(LayerFrames(units=units, top=layer.top_image, peak=layer.top_value,
                                   grad_rows=np.asarray(rows, np.int64).reshape(-1, 2),
                                   grads=top_patch_gradients(trained.network, layer, rows, images, mean, std,
-                                                            precision=precision)))
+                                                            precision=precision),
+                                  plain_rows=np.asarray(plain, np.int64).reshape(-1, 2),
+                                  plain=top_patch_gradients(trained.network, layer, plain, images, mean, std,
+                                                            precision=precision, mode="gradient")))
         boxes = top_patch_boxes(rf, layer, side) if rf is not None and layer.kind == "conv" else None
         layers_info.append({"name": layer.name, "kind": layer.kind, "units": layer.units,
                             "shape": list(layer.shape), "rf": size, "rf_box": boxes, "sample": sample})
@@ -237,6 +245,8 @@ class LayerFrames:
     peak: np.ndarray       # (units, k) the responses to them
     grad_rows: np.ndarray  # (pictures, 2) the (unit, rank) of each guided-backprop picture
     grads: np.ndarray      # (pictures, H, W, C) uint8 guided-backprop pictures
+    plain_rows: np.ndarray  # (pictures, 2) the (unit, rank) of each plain-gradient picture (the atlas's)
+    plain: np.ndarray       # (pictures, H, W, C) uint8 plain-gradient pictures; none with atlas_method "guided"
 
 
 @dataclass(frozen=True)

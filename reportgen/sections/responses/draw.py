@@ -28,6 +28,7 @@ from reportgen.report.pages import ATLAS_PAGE_UNITS
 from reportgen.sections.preferred.compute import read as read_preferred
 from reportgen.sections.responses.compute import ResponseFrames, load_summary
 from reportgen.sections.responses.frames import response_frames
+from reportgen.sections.responses.randomization import guided_fails
 
 GREY = (150, 150, 150)       # a unit that did not activate
 EMPTY = (230, 230, 230)      # no image: padding of a clipped crop, a missing gradient
@@ -42,8 +43,11 @@ SHEET_UNITS = 8              # units per row of an atlas sheet
 ATLAS_SIDE = 60
 
 
-def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact) -> dict[str, Any]:
-    """Every section-3 picture of one model; `params`: the model's display name and key, the grey threshold."""
+def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, computed: Artifact,
+                  checked: Artifact) -> dict[str, Any]:
+    """Every section-3 picture of one model; `params`: the model's display name and key, the grey
+    threshold, the atlas's guided-backprop images per unit and its saliency method ('auto': the
+    randomization test, `checked`, decides)."""
     summary, frames = load_summary(computed), ResponseFrames.load(computed)
     images, _ = Dataset.from_artifact(dataset_art).part("test")
     out = folder / "responses" / params["key"]
@@ -67,8 +71,10 @@ def drawing_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, c
         activated.append(activated_units(path, summary, values, images[summary["shown"][j]], params["threshold"]))
     feature_grid(out / "feature-maps.png", frames.feature_maps, images[summary["shown"][0]])
     patch_figure(out / "patches.png", summary, frames, images)
-    layout = atlas_sheets(out, summary, frames, images, params["atlas_gradients"])
-    (folder / "layout.json").write_text(json.dumps({"videos": videos, "activated": activated, "atlas": layout}))
+    saliency = atlas_method(params["atlas_method"], json.loads(checked.file("randomization.json").read_text()))
+    layout = atlas_sheets(out, summary, frames, images, params["atlas_gradients"], saliency["method"])
+    (folder / "layout.json").write_text(json.dumps({"videos": videos, "activated": activated, "atlas": layout,
+                                                    "saliency": saliency}))
     return {"videos": videos}
 
 
@@ -258,8 +264,17 @@ def patch_figure(path: Path, summary: dict[str, Any], frames: ResponseFrames, im
     Image.fromarray(out).save(path)
 
 
+def atlas_method(setting: str, randomized: dict[str, Any]) -> dict[str, Any]:
+    """Which saliency pictures the atlas shows: the configured method, or with 'auto' the plain gradient
+    where the randomization test (`randomized`, its JSON) finds that guided backprop ignores the
+    weights, else guided backprop."""
+    fails = guided_fails(randomized)
+    method = setting if setting != "auto" else ("gradient" if fails else "guided")
+    return {"method": method, "setting": setting, "guided_fails": fails}
+
+
 def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray,
-                 gradients: int) -> list[dict[str, Any]]:
+                 gradients: int, method: str = "guided") -> list[dict[str, Any]]:
     """Sprite sheets of every unit's strip (its top-k crops, then the guided-backprop images of its best
     `gradients` of them: every unit has those, so no cell is a blank placeholder) at the receptive
     field's own pixel size, or ATLAS_SIDE for larger fields. One sheet per atlas page of a layer, so a
@@ -269,9 +284,11 @@ def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, ima
     for i, layer in enumerate(summary["layers"]):
         side = min(max(layer["rf"]), ATLAS_SIDE)
         strips = []
+        plain = _plain_crops(summary, frames, images, i) if method == "gradient" else None
         for u in range(layer["units"]):
             crops, grads = unit_tiles(summary, frames, images, i, u)
-            strips.append(_strip(crops, grads[:gradients], side))
+            shown = [plain.get((u, j)) for j in range(gradients)] if plain is not None else grads[:gradients]
+            strips.append(_strip(crops, shown, side))
         th, tw = strips[0].shape[:2]
         gap = 2
         slug = re.sub(r"[^A-Za-z0-9_-]+", "-", layer["name"]).strip("-") or str(i)
@@ -293,6 +310,17 @@ def atlas_sheets(out: Path, summary: dict[str, Any], frames: ResponseFrames, ima
         layout.append({"layer": layer["name"], "files": files, "sizes": sizes, "tiles": places, "side": side,
                        "gradients": gradients})
     return layout
+
+
+def _plain_crops(summary: dict[str, Any], frames: ResponseFrames, images: np.ndarray, index: int
+                 ) -> dict[tuple[int, int], np.ndarray]:
+    """The plain-gradient pictures of one layer's atlas rows, cropped like the guided ones, by (unit, rank)."""
+    layer, recorded = summary["layers"][index], frames.layers[index]
+    found = {}
+    for (unit, j), picture in zip(recorded.plain_rows.tolist(), recorded.plain, strict=True):
+        box = layer["rf_box"][unit][j] if layer["rf_box"] else [0, 0, images.shape[1], images.shape[2]]
+        found[(unit, j)] = _crop(picture, box, layer["rf"])
+    return found
 
 
 def _strip(crops: list[np.ndarray | None], grads: list[np.ndarray | None], side: int) -> np.ndarray:

@@ -43,8 +43,10 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         summary = json.loads(data.file("summary.json").read_text())
         layout = json.loads(pictures.file("layout.json").read_text())
         models.append(model_context(record, summary, layout, cfg))
-        if index < len(randomized):
-            models[-1]["randomization"] = randomization_context(record, *randomized[index])
+        models[-1]["atlas_method"] = layout["saliency"]["method"]
+        if index < len(randomized):  # the drawing stage read the test's verdict to choose the atlas's pictures
+            models[-1]["randomization"] = randomization_context(record, *randomized[index],
+                                                                layout["saliency"]["guided_fails"])
         if index < len(pictured):
             models[-1]["activated_inputs"] = [
                 {**figure, "src": f"{FIGURES}/{record.key}/activated-inputs-{'ab'[j]}.png"}
@@ -77,7 +79,8 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
     return Section("responses", context, media=media, atlas=panels, atlas_notes=notes)
 
 
-def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifact) -> dict[str, Any] | None:
+def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifact, guided_fails: bool
+                          ) -> dict[str, Any] | None:
     """What the post says about one model's cascading randomization test: each method's similarity to
     the trained maps after the first step (the output layer alone) and the last (every layer), and
     whether guided backprop clearly changed less than the gradient (Adebayo et al.'s failure)."""
@@ -94,10 +97,8 @@ def randomization_context(record: ModelRecord, checked: Artifact, figure: Artifa
 
     first = {m: at(m, 0) for m in methods}
     last = {m: at(m, -1) for m in methods}
-    guided, gradient = first["guided"], first["gradient"]
-    clear = guided["low"] is not None and gradient["high"] is not None and guided["low"] > gradient["high"]
     return {"rows": result["rows"], "steps": result["steps"], "first": first, "last": last,
-            "guided_fails": clear, "src": f"{FIGURES}/{record.key}/randomization.png",
+            "guided_fails": guided_fails, "src": f"{FIGURES}/{record.key}/randomization.png",
             "width": figure.manifest["width"], "height": figure.manifest["height"]}
 
 
@@ -320,10 +321,15 @@ def low_confidence(summary: dict[str, Any]) -> dict[str, Any]:
 
 def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
                  frames: ResponseFrames) -> tuple[list[AtlasPanel], list[AtlasNote]]:
-    """Every unit's cells of its atlas row (its top patches and their best guided-backprop images as a
-    strip of the layer's sheet, its peak response, the classes of its top images) and its flag; and
+    """Every unit's cells of its atlas row (its top patches and the saliency pictures of the best of them
+    as a strip of the layer's sheet, its peak response, the classes of its top images) and its flag; and
     per layer, once, what those cells mean."""
     names, k = summary["classes"], summary["k"]
+    saliency = layout["saliency"]
+    method, noun = (("gradient", "plain-gradient image") if saliency["method"] == "gradient" else
+                    ("guided backprop", "guided-backprop image"))
+    why = (" (the randomization test found guided backprop blind to the weights)" if saliency["setting"] == "auto"
+           and saliency["guided_fails"] else "")
     panels, notes = [], []
     for index, (layer, sheet) in enumerate(zip(summary["layers"], layout["atlas"], strict=True)):
         scale = ATLAS_CROP / sheet["side"]
@@ -332,9 +338,9 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
         rf = "\u00d7".join(map(str, layer["rf"]))
         field = "the whole image (the layer sees all of it)" if layer["kind"] == "fc" else \
             f"the unit's {rf}-pixel receptive field"
-        explained = (f"; after the gap, the guided-backprop image{'s' if gradients > 1 else ''} of the best "
-                     f"{number(gradients) if gradients > 1 else 'one'}") if gradients else ""
-        column = f"Top {k} test images" + (", guided backprop" if gradients else "")
+        explained = (f"; after the gap, the {noun}{'s' if gradients > 1 else ''} of the best "
+                     f"{number(gradients) if gradients > 1 else 'one'}{why}") if gradients else ""
+        column = f"Top {k} test images" + (f", {method}" if gradients else "")
         classes = f"Classes of its top {k}"
         notes.append(AtlasNote(record.key, layer["name"], f"{column}: the test images it responds to most, "
                                f"strongest first, cropped to {field}{explained}. Peak response: its strongest "
@@ -344,7 +350,7 @@ def atlas_panels(record: ModelRecord, summary: dict[str, Any], layout: dict[str,
         peaks = frames.layers[index].peak
         for unit, (page, x, y, w, h) in enumerate(sheet["tiles"]):
             alt = (f"Unit {unit}'s top {k} test images cropped to {field.removesuffix(' (the layer sees all of it)')}"
-                   + (f", then the guided-backprop image{'s' if gradients > 1 else ''} of the best "
+                   + (f", then the {noun}{'s' if gradients > 1 else ''} of the best "
                       f"{gradients if gradients > 1 else 'one'}" if gradients else ""))
             picture = Picture(f"{FIGURES}/{record.key}/{sheet['files'][page]}", alt, round(w * scale),
                               round(h * scale), tile=(x, y, w, h), sheet=tuple(sheet["sizes"][page]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,3 +100,14 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
     side = min(a.shape)
     window = min(7, side if side % 2 else side - 1)
     return float(structural_similarity(a, b, data_range=1.0, win_size=max(window, 3)))
+
+
+def guided_fails(result: dict[str, Any]) -> bool:
+    """Adebayo et al.'s failure, read from randomization.json: with the output layer randomized, guided
+    backprop's pictures stay clearly closer to the trained network's than the gradient's (its interval
+    lies wholly above the gradient's). False when the test had no images."""
+    methods = result.get("methods") or {}
+    if not result.get("steps") or not {"guided", "gradient"} <= methods.keys():
+        return False
+    low, high = methods["guided"]["rank_low"][0], methods["gradient"]["rank_high"][0]
+    return low is not None and high is not None and low > high

@@ -388,11 +388,11 @@ def top_patch_boxes(rf: ReceptiveField, layer: LayerResponses, side: int) -> lis
 
 def top_patch_gradients(model: nn.Module, layer: LayerResponses, rows: Sequence[tuple[int, int]], images: np.ndarray,
                         mean: Sequence[float], std: Sequence[float], batch_size: int = 256,
-                        precision: torch.dtype = torch.float32) -> np.ndarray:
+                        precision: torch.dtype = torch.float32, mode: str = "guided") -> np.ndarray:
     """Guided-backprop pictures (len(rows), H, W, C) uint8 of (unit, rank) rows of one layer's top
-    images, each at its recorded peak position, many units per backward pass; `precision` is what the
-    network computes in (torch.bfloat16: autocast; the pictures are scaled to their own maximum, so
-    bfloat16's rounding does not show)."""
+    images, each at its recorded peak position, many units per backward pass (plain gradients with
+    mode="gradient"); `precision` is what the network computes in (torch.bfloat16: autocast; the
+    pictures are scaled to their own maximum, so bfloat16's rounding does not show)."""
     h, w, c = images.shape[1:]
     out = np.zeros((len(rows), h, w, c), np.uint8)
     norm = Normalizer(mean, std, _device(model))
@@ -402,7 +402,7 @@ def top_patch_gradients(model: nn.Module, layer: LayerResponses, rows: Sequence[
         positions = [tuple(int(v) for v in layer.top_pos[u, j]) for u, j in chunk]
         device = x.device.type
         with torch.autocast(device, dtype=precision, enabled=precision != torch.float32):
-            grads = guided_backprop(model, x, layer.path, [u for u, _ in chunk], positions)
+            grads = guided_backprop(model, x, layer.path, [u for u, _ in chunk], positions, mode=mode)
         out[s:s + len(chunk)] = [gradient_image(one) for one in grads]
     return out
 

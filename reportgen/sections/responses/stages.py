@@ -39,14 +39,16 @@ def build(ctx: BuildContext) -> Section:
                                   "layers": list(m.layers)}, r.data,
                       r.model, label=f"responses {r.name}", runtime={"batch_size": min(cfg.evaluate.batch_size, 256)})
         computed.append(art)
-        drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold,
-                                                  "atlas_gradients": cfg.responses.atlas_gradients},
-                             r.data, art, label=f"response figures {r.name}"))
-        # does guided backprop explain what the network learned? (Adebayo et al.'s cascading test)
+        # does guided backprop explain what the network learned? (Adebayo et al.'s cascading test); its
+        # verdict chooses the atlas's saliency pictures, so it runs before the drawings
         checked = ctx.run(RANDOMIZATION, {"per_class": present.RANDOMIZED_PER_CLASS, "seed": cfg.preferred.seed,
                                           "device": ctx.device, "layers": list(m.layers),
                                           "threads": cfg.build.workers or RANDOMIZATION_THREADS},
                           r.data, r.model, art, label=f"randomization {r.name}")
+        drawn.append(ctx.run(RESPONSE_FIGURES, {"name": r.name, "key": r.key, "threshold": cfg.responses.threshold,
+                                                  "atlas_gradients": cfg.responses.atlas_gradients,
+                                                  "atlas_method": cfg.responses.atlas_method},
+                             r.data, art, checked, label=f"response figures {r.name}"))
         randomized.append((checked, ctx.run(RANDOMIZATION_FIGURE, {"name": r.name, "key": r.key}, checked,
                                             label=f"randomization figure {r.name}")))
     # with section 2's preferred inputs, the activated units as pictures (the write-up's figure)
