@@ -35,7 +35,9 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
             drawn: list[Artifact], classes: Artifact, classes_drawn: Artifact) -> Section:
     """The Section record of the post's section 2."""
     contexts, pages, panels, notes = [], [], [], []
-    for model, comp, draw in zip(models, computed, drawn, strict=True):
+    class_summary = json.loads(classes.file("classes.json").read_text())
+    agreements = [entry.get("seed_agreement") for entry in class_summary["models"]]
+    for model, comp, draw, agreement in zip(models, computed, drawn, agreements, strict=True):
         result = read(comp)
         summary, weights = result.summary, result.weights
         graph = json.loads(draw.file(f"preferred/{model.key}/graph.json").read_text())
@@ -44,7 +46,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
         contexts[-1]["filter_size"] = list(weights["filters"].shape[2:]) if "filters" in weights else None
         pages.append(Page(f"graph/{model.key}.html", "unitgraph.html",
                           {"graph": _graph_page(model, summary, graph, folder)}))
-        model_panels, model_notes = _panels(model, result, graph, folder)
+        model_panels, model_notes = _panels(model, result, graph, folder, agreement)
         panels += model_panels
         notes += model_notes
     first = json.loads(computed[0].file("preferred.json").read_text()) if computed else {}
@@ -160,12 +162,14 @@ def _fit(w: int, h: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], folder: str
-            ) -> tuple[list[AtlasPanel], list[AtlasNote]]:
+def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], folder: str,
+            agreement: dict[str, Any] | None = None) -> tuple[list[AtlasPanel], list[AtlasNote]]:
     """Every shown unit's cells of its atlas row (its reconstruction(s) as tiles of the layer's sheet,
     the activation reached and against its best test image) and its flags; and per layer, once, what
-    those cells mean."""
+    those cells mean. `agreement`: the class units' seed agreement (compute.seed_agreement), said under
+    their pictures (in the same cell: a row's elements are the atlas's budget)."""
     panels, notes = [], []
+    last = len(result.layers) - 1
     for i, (layer, inputs) in enumerate(zip(result.summary["layers"], result.layers, strict=True)):
         sheet = graph["sheets"][i]
         w, h = sheet["tile"]
@@ -177,6 +181,12 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
             top, left, bottom, right = layer["box"]
             what += (f", shown on the {bottom - top}\u00d7{right - left}-pixel receptive field of the channel's "
                      "centre neuron")
+        if i == last and agreement:
+            notes.append(AtlasNote(model.key, layer["name"], f"Seeds alike: how alike {model.name} finds a unit's "
+                                   f"{agreement['seeds']} preferred inputs, the mean correlation of their responses "
+                                   f"in {agreement['layer']}, against {agreement['different']:.2f} between different "
+                                   "units' first seeds; flag unstable seeds: no higher, so one seed's picture is one "
+                                   "sample, not the unit's."))
         notes.append(AtlasNote(model.key, layer["name"], what + ". Reached: the activation it reached "
                                f"{'(first seed) ' if seeds > 1 else ''}from its value on the starting noise; "
                                "reached / best test image: that activation against the best test image's, which "
@@ -190,14 +200,16 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
             pictures = [Picture(folder + sheet["file"], alt, round(shown_w * tile[2] / w), shown_h, tile=tile,
                                 sheet=size)]
             reached, start, best = float(inputs.reached[row][0]), float(inputs.start[row][0]), float(inputs.best[row])
+            same = agreement["same"][row] if i == last and agreement else None
             cells = [AtlasCell("Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} seeds)",
-                               pictures=tuple(pictures)),
+                               f" seeds alike {same:.2f}" if same is not None else "", pictures=tuple(pictures)),
                      AtlasCell("Reached", f"{reached:.3g} from {start:.3g}", value=reached),
                      # the best test image's activation beside the ratio, not in a column of its own: a
                      # row's elements are the atlas's budget (1,500 per 100 units)
                      AtlasCell("Reached / best test image", f"{reached / best:.2f} of {best:.3g}" if best > 0
                                else f"\u2014 (best {best:.3g})", value=reached / best if best > 0 else None)]
-            flags = (["dead"] if inputs.dead[row] else []) + (["flat"] if inputs.flat[row, 0] else [])
+            flags = (["dead"] if inputs.dead[row] else []) + (["flat"] if inputs.flat[row, 0] else []) + (
+                ["unstable seeds"] if same is not None and same <= agreement["different"] else [])
             panels.append(AtlasPanel(model.key, layer["name"], unit, tuple(cells), tuple(flags)))
     return panels, notes
 

@@ -128,3 +128,16 @@ def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: B
         assert (tiny_site.site / POST / "figures" / "preferred" / "priors" / f"{key}.png").is_file()
     assert 'id="figure-preferred-priors"' in html and 'id="table-preferred-priors-numbers"' in html
     assert summary["kinds"] == ["bare", "decay", "blur", "norm_clip", "contrib_clip", "regularized"]
+
+
+def test_class_units_carry_their_seed_agreement_in_the_atlas(tiny_site: BuiltSite) -> None:
+    (classes,) = tiny_site.stages("class-units")
+    summary = json.loads(classes.file("classes.json").read_text())
+    for key, entry in zip(("model-i", "model-ii"), summary["models"], strict=True):
+        agreement = entry["seed_agreement"]
+        page = (tiny_site.site / POST / "atlas" / key / "fc7.html").read_text()
+        rows = re.findall(r'<tr id="unit-(\d+)"[^>]*>(.*?)</tr>', page, re.S)
+        assert len(rows) == len(agreement["same"]) == 10
+        for (unit, row), same in zip(rows, agreement["same"], strict=True):
+            assert f"</svg> seeds alike {same:.2f}</td>" in unescape(row), unit
+            assert ("unstable seeds" in row) == (same <= agreement["different"])
