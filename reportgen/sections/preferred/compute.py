@@ -25,7 +25,7 @@ from torch import nn
 
 from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import PreferredConfig
-from reportgen.nets.checkpoint import class_probabilities, load_model, torch_threads
+from reportgen.nets.checkpoint import Normalizer, class_probabilities, load_model, torch_threads
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
 from reportgen.optvis import (
@@ -113,6 +113,9 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
             best=best.float().numpy(), peak=peak.float().numpy()))
     arrays = layered(results)
     clock["render"] = time.perf_counter()
+    checks = [seed_check(net, layer, settings, results[i], shape, mean, std, cfg, chunk_size, precision, windows)
+              if i < len(layers) - 1 else None for i, (layer, settings) in enumerate(zip(layers, chosen, strict=True))]
+    clock["seed_check"] = time.perf_counter()
     np.savez_compressed(folder / "preferred.npz", **arrays)
 
     weights = {f"edges_{i}": w for i, w in enumerate(incoming_weights(net, layers, shape[0])) if w is not None}
@@ -138,11 +141,11 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
                     "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
                     "box": _crop(layer, fields, shape, cfg.objective),
                     "window": list(vars(windows[layer.path]).values()) if layer.path in windows else None,
-                    "settings": chosen[i].as_dict(), "search": vars(searches[i])}
+                    "settings": chosen[i].as_dict(), "search": vars(searches[i]), "seed_check": checks[i]}
                    for i, layer in enumerate(layers)],
         "seconds": {"load_and_maxima": clock["maxima"] - clock["start"], "windows": clock["windows"] - clock["maxima"],
                     "search": clock["search"] - clock["windows"],
-                    "render": clock["render"] - clock["search"]},
+                    "render": clock["render"] - clock["search"], "seed_check": clock["seed_check"] - clock["render"]},
         "cpu_seconds": time.process_time() - cpu,
         "threads": torch.get_num_threads(),
         "chunk_size": chunk_size,
@@ -152,6 +155,39 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
     log.info("preferred inputs: %d of %d units in %.1f s (search %.1f s)", rendered, len(everything),
              time.perf_counter() - clock["start"], summary["seconds"]["search"])
     return {"units": len(everything), "rendered": rendered}
+
+
+# units per layer drawn from a second noise seed, to say how much a layer's pictures depend on the seed
+SEED_CHECK_UNITS = 8
+
+
+def seed_check(net: nn.Module, layer: UnitLayer, settings: Settings, inputs: LayerInputs, shape: tuple[int, int, int],
+               mean: list[float], std: list[float], cfg: PreferredConfig, chunk_size: int, precision: torch.dtype,
+               windows: dict[str, Window]) -> dict[str, Any] | None:
+    """One seed is one sample: for up to SEED_CHECK_UNITS of a layer's shown units (evenly spaced), a
+    second preferred input from another noise seed, with the layer's own settings, and how alike the
+    network finds the two: the correlation of the layer's response patterns where the objective reads
+    them (all channels at the centre neuron, or averaged over space, or an FC layer's units), beside
+    the same between different sampled units' first images (what 'alike' is measured against)."""
+    rows = shown_units(len(inputs.unit), SEED_CHECK_UNITS)
+    if len(rows) < 2:
+        return None
+    units = [Unit(layer.path, int(inputs.unit[r])) for r in rows]
+    second = render(net, units, shape, mean=mean, std=std, settings=settings, seed=[cfg.seed + 1] * len(units),
+                    chunk_size=chunk_size, precision=precision, windows=windows).display
+    device = next(net.parameters()).device
+    x = Normalizer(mean, std, device).images(np.concatenate([inputs.images[rows, 0], second]))
+    with torch.no_grad():
+        out = forward_to(net, x, [layer.path], grad=False)[layer.path].float()
+    if out.dim() == 4:
+        out = out[:, :, out.shape[2] // 2, out.shape[3] // 2] if cfg.objective == "center" else out.mean((2, 3))
+    patterns = out.flatten(1).double().cpu().numpy()
+    patterns -= patterns.mean(1, keepdims=True)
+    patterns /= np.maximum(np.linalg.norm(patterns, axis=1, keepdims=True), 1e-12)
+    first, again = patterns[:len(rows)], patterns[len(rows):]
+    between = first @ first.T
+    return {"units": inputs.unit[rows].tolist(), "same": [float(v) for v in (first * again).sum(1)],
+            "different": float(between[~np.eye(len(rows), dtype=bool)].mean())}
 
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,

@@ -126,6 +126,7 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
                        "n": len(scores)} if scores else None,
             "crop": layer["box"] and [layer["box"][2] - layer["box"][0], layer["box"][3] - layer["box"][1]],
             "atlas": atlas_path(model.key, layer["name"]),
+            "seed_check": _seed_check(layer.get("seed_check")),
         })
     units = sum(layer["units"] for layer in layers)
     return {
@@ -143,6 +144,17 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
         "graph_page": f"graph/{model.key}.html", "edges": len(graph["edges"]),
         "threads": summary["threads"],
     }
+
+
+def _seed_check(check: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A layer's seed check as the post says it: the sampled units' mean agreement between two seeds with
+    its 95% bootstrap interval, against different units' agreement, and whether the interval clears it."""
+    if not check:
+        return None
+    same = np.asarray(check["same"], dtype=np.float64)
+    ci = bootstrap_ci(same)
+    return {"units": len(same), "same": f"{same.mean():.2f}", "low": f"{ci.low:.2f}", "high": f"{ci.high:.2f}",
+            "different": f"{check['different']:.2f}", "stable": bool(ci.low > check["different"])}
 
 
 def _tile(sheet: dict[str, Any], k: int, count: int = 1) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
@@ -192,6 +204,15 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
                                "reached / best test image: that activation against the best test image's, which "
                                "follows 'of'. Flags: dead, never active on a test image; flat, not raised above its "
                                "start, so the picture is not a result."))
+        check = layer.get("seed_check") if i < last else None
+        checked = dict(zip(check["units"], check["same"], strict=True)) if check else {}
+        baseline = agreement["different"] if i == last and agreement else check["different"] if check else 0.0
+        if check:
+            notes.append(AtlasNote(model.key, layer["name"], f"Seeds alike (for {len(checked)} units drawn from a "
+                                   "second noise seed too): how alike the network finds the two pictures, the "
+                                   "correlation of this layer's responses to them where the objective reads them, "
+                                   f"against {check['different']:.2f} between different units' pictures; flag "
+                                   "unstable seeds: no higher."))
         for row, unit in enumerate(inputs.unit.tolist()):
             # all of a unit's seeds in one view of the sheet: a row of the sheet holds whole units
             tile, size = _tile(sheet, row * seeds, seeds)
@@ -200,7 +221,7 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
             pictures = [Picture(folder + sheet["file"], alt, round(shown_w * tile[2] / w), shown_h, tile=tile,
                                 sheet=size)]
             reached, start, best = float(inputs.reached[row][0]), float(inputs.start[row][0]), float(inputs.best[row])
-            same = agreement["same"][row] if i == last and agreement else None
+            same = agreement["same"][row] if i == last and agreement else checked.get(unit)
             cells = [AtlasCell("Preferred input" if seeds == 1 else f"Preferred inputs ({seeds} seeds)",
                                f" seeds alike {same:.2f}" if same is not None else "", pictures=tuple(pictures)),
                      AtlasCell("Reached", f"{reached:.3g} from {start:.3g}", value=reached),
@@ -209,7 +230,7 @@ def _panels(model: ModelRecord, result: PreferredInputs, graph: dict[str, Any], 
                      AtlasCell("Reached / best test image", f"{reached / best:.2f} of {best:.3g}" if best > 0
                                else f"\u2014 (best {best:.3g})", value=reached / best if best > 0 else None)]
             flags = (["dead"] if inputs.dead[row] else []) + (["flat"] if inputs.flat[row, 0] else []) + (
-                ["unstable seeds"] if same is not None and same <= agreement["different"] else [])
+                ["unstable seeds"] if same is not None and same <= baseline else [])
             panels.append(AtlasPanel(model.key, layer["name"], unit, tuple(cells), tuple(flags)))
     return panels, notes
 

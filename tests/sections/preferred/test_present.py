@@ -141,3 +141,24 @@ def test_class_units_carry_their_seed_agreement_in_the_atlas(tiny_site: BuiltSit
         for (unit, row), same in zip(rows, agreement["same"], strict=True):
             assert f"</svg> seeds alike {same:.2f}</td>" in unescape(row), unit
             assert ("unstable seeds" in row) == (same <= agreement["different"])
+
+
+def test_a_second_seed_of_sampled_units_says_how_stable_each_layers_pictures_are(tiny_site: BuiltSite) -> None:
+    from reportgen.sections.preferred.compute import SEED_CHECK_UNITS
+
+    html = unescape((tiny_site.site / POST / "index.html").read_text())
+    for art in tiny_site.stages("preferred"):
+        summary = json.loads(art.file("preferred.json").read_text())
+        key = art.manifest["label"].removeprefix("preferred inputs ").lower().replace(" ", "-")
+        *below, output = summary["layers"]
+        assert output["seed_check"] is None  # the class units have seeds of their own
+        for layer in below:
+            check = layer["seed_check"]
+            assert len(check["units"]) == len(check["same"]) == min(SEED_CHECK_UNITS, layer["shown"])
+            assert all(-1 - 1e-9 <= v <= 1 + 1e-9 for v in check["same"])
+            page = unescape((tiny_site.site / POST / "atlas" / key / f"{layer['name']}.html").read_text())
+            for unit, same in zip(check["units"], check["same"], strict=True):
+                row = re.search(rf'<tr id="unit-{unit}"[^>]*>(.*?)</tr>', page, re.S).group(1)
+                assert f"seeds alike {same:.2f}" in row
+                assert ("unstable seeds" in row) == (same <= check["different"])
+            assert f"{np.mean(check['same']):.2f} [" in html
