@@ -124,6 +124,9 @@ def serve(config: Path, out_arg: Path | None, build: Callable[[Config, Path], bo
     stop = stop or threading.Event()
     cfg = load_config(config)  # a broken config at start is the caller's one-line error
     out = out_arg.resolve() if out_arg else cfg.resolve(cfg.build.out)
+    # the files as the build reads them, taken before it starts: an edit made while it runs (which it
+    # may or may not have seen) differs from this and triggers the next build
+    seen = state(watched_files(config, cfg))
     if not build(cfg, out) and not (out / "index.html").is_file():
         return 1  # nothing to serve
     server = Server(out, host, port).start()
@@ -131,7 +134,6 @@ def serve(config: Path, out_arg: Path | None, build: Callable[[Config, Path], bo
           "override or a model file changes.", flush=True)
     if ready:
         ready(server)
-    seen = state(watched_files(config, cfg))
     try:
         while not stop.wait(POLL_SECONDS):
             now = state(watched_files(config, cfg))
@@ -148,13 +150,13 @@ def serve(config: Path, out_arg: Path | None, build: Callable[[Config, Path], bo
                     print(f"  {problem}", file=sys.stderr)
                 continue
             new_out = out_arg.resolve() if out_arg else cfg.resolve(cfg.build.out)
+            seen = state(watched_files(config, cfg))  # before the build (the new config may name other files)
             ok = build(cfg, new_out)
             if new_out != out and ok:  # build.out moved: serve the new folder
                 server.stop()
                 out, server = new_out, Server(new_out, host, port).start()
             print(f"{'Rebuilt' if ok else 'The rebuild failed; still serving the last build'}: {server.url}",
                   flush=True)
-            seen = state(watched_files(config, cfg))  # the new config may name other files
     except KeyboardInterrupt:
         pass
     finally:

@@ -70,10 +70,11 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
                             "evaluate Model II", "describe Model II", "figures", "preferred inputs Model I",
                             "preferred figures Model I", "preferred inputs Model II", "preferred figures Model II",
                             "class units", "class units figures",
-                            "responses Model I", "response figures Model I", "randomization Model I",
-                            "randomization figure Model I", "responses Model II", "response figures Model II",
-                            "randomization Model II", "randomization figure Model II",
-                            "activated inputs Model I", "activated inputs Model II",
+                            "responses Model I", "randomization Model I", "response figures Model I",
+                            "randomization figure Model I", "responses Model II", "randomization Model II",
+                            "response figures Model II", "randomization figure Model II",
+                            "activated inputs Model I", "path check Model I", "path figure Model I",
+                            "activated inputs Model II", "path check Model II", "path figure Model II",
                             "clusters", "clusters figures", "site"]
     unchanged = pipeline.build(load_config(tiny_config))
     # nothing changed: decided from the record in the site marker, nothing runs and nothing is re-rendered
@@ -104,7 +105,7 @@ def test_renaming_a_model_only_redraws_and_rerenders(tiny_copy: Path) -> None:
     # section 3's drawings name the model; neither runs a forward pass
     assert built(result) == ["figures", "preferred figures The deep one", "class units figures",
                              "response figures The deep one", "randomization figure The deep one",
-                             "activated inputs The deep one", "site"]
+                             "activated inputs The deep one", "path figure The deep one", "site"]
     assert "The deep one" in post_html(tiny_copy.parent / "site")
 
 
@@ -135,9 +136,9 @@ def test_changing_one_model_retrains_only_that_model(tiny_copy: Path) -> None:
     result = pipeline.build(load_config(tiny_copy))
     assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
                              "preferred inputs Model II", "preferred figures Model II", "class units",
-                             "class units figures", "responses Model II", "response figures Model II",
-                             "randomization Model II", "randomization figure Model II", "activated inputs Model II",
-                             "clusters", "clusters figures", "site"]
+                             "class units figures", "responses Model II", "randomization Model II",
+                             "response figures Model II", "randomization figure Model II", "activated inputs Model II",
+                             "path check Model II", "path figure Model II", "clusters", "clusters figures", "site"]
 
 
 def test_prune_removes_what_the_config_no_longer_reaches(tiny_copy: Path) -> None:
@@ -146,10 +147,10 @@ def test_prune_removes_what_the_config_no_longer_reaches(tiny_copy: Path) -> Non
     result = pipeline.build(load_config(tiny_copy), prune=True)
     removed, freed = result.pruned
     # the old Model II: its checkpoint, evaluation, description, section 2's preferred inputs and
-    # section 3's responses with their drawings and its randomization test, the figures that drew it,
-    # section 2's class units and the activated inputs, and section 4's numbers and pictures, which read
-    # every model
-    assert removed == 15 and freed > 0
+    # section 3's responses with their drawings, its randomization test and path check, the figures
+    # that drew it, section 2's class units and the activated inputs, and section 4's numbers and
+    # pictures, which read every model
+    assert removed == 17 and freed > 0
     assert pipeline.build(load_config(tiny_copy)).up_to_date
 
 

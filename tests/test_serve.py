@@ -101,3 +101,30 @@ def test_text_is_served_gzip_compressed_as_static_hosts_serve_it(tiny_site) -> N
             assert "Content-Encoding" not in r.headers and r.read() == sheet.read_bytes()
     finally:
         server.stop()
+
+
+def test_an_edit_made_while_a_rebuild_runs_is_built_too(tmp_path: Path) -> None:
+    """The watcher's snapshot is taken before each build: a file saved while a build runs (which that
+    build may have read before the save) starts another build, rather than being taken as built."""
+    config = tmp_path / "config.toml"
+    models = '[[models]]\nname = "A"\n'
+    config.write_text('[site]\ntitle = "One"\n' + models)
+    calls: list[str] = []
+    stop = threading.Event()
+
+    def build(cfg, out: Path) -> bool:
+        out.mkdir(exist_ok=True)
+        (out / "index.html").write_text(cfg.site.title)
+        calls.append(cfg.site.title)
+        if len(calls) == 2:  # the second build: the writer saves again while it runs
+            config.write_text('[site]\ntitle = "Three"\n' + models)
+        if len(calls) == 3:
+            stop.set()
+        return True
+
+    thread = threading.Thread(target=serve, args=(config, tmp_path / "site", build, "127.0.0.1", 0, stop), daemon=True)
+    thread.start()
+    _until(lambda: len(calls) == 1, 30)
+    config.write_text('[site]\ntitle = "Two"\n' + models)
+    thread.join(30)
+    assert calls == ["One", "Two", "Three"]

@@ -50,7 +50,8 @@ class Node:
 
 
 def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Artifact) -> dict[str, Any]:
-    """Draw one model's section-2 pictures; `params` = {"key": model key, "edges": per unit, "fps": movie}."""
+    """Draw one model's section-2 pictures; `params` = {"key": model key, "name": its display name,
+    "edges": per unit, "fps": movie}."""
     result = read(computed)
     summary, weights = result.summary, result.weights
     out = folder / "preferred" / params["key"]
@@ -64,6 +65,7 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
     planes = input_tiles(weights["input"])
     inputs = {"file": f"sheet-input{SUFFIX}", **write_sheet(planes, out / f"sheet-input{SUFFIX}")}
     class_units(tiles[-1], summary["class_names"], out / "class-units.png")
+    seed_figure = seed_check_figure(layers, out / "seeds.png", params["name"])
     if "filters" in weights:
         filters_image(weights["filters"], out / "filters.png")
     flagged = [inputs.flagged for inputs in result.layers]
@@ -83,8 +85,47 @@ def preferred_figures_stage(folder: Path, params: dict[str, Any], computed: Arti
         "sheets": sheets, "input_sheet": inputs,
         "movie": {"frames": info.frames, "size": list(info.size), "fps": info.fps, "seconds": info.seconds,
                   "keyframes": count},
-        "filters": "filters" in weights}))
+        "filters": "filters" in weights, "seeds": seed_figure}))
     return {"movie_frames": info.frames}
+
+
+def seed_check_figure(layers: list[dict[str, Any]], path: Path, name: str) -> dict[str, int] | None:
+    """Per layer with a seed check (compute.seed_check): how alike two seeds' pictures of a unit are to
+    the network, the sampled units' mean with its 95% bootstrap interval, beside the agreement of
+    different units' pictures (what 'alike' is measured against). None when no layer has one."""
+    checked = [layer for layer in layers if layer.get("seed_check")]
+    if not checked:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on build machines or CI
+    import matplotlib.pyplot as plt
+
+    from reportgen.stats import bootstrap_ci
+
+    with plt.rc_context({"font.size": 11}):
+        fig, ax = plt.subplots(figsize=(4.0, 3.0), dpi=160)
+        x = np.arange(1, len(checked) + 1)
+        same = [np.asarray(layer["seed_check"]["same"], dtype=np.float64) for layer in checked]
+        cis = [bootstrap_ci(values) for values in same]
+        means = [values.mean() for values in same]
+        ax.errorbar(x, means, yerr=[[m - ci.low for m, ci in zip(means, cis, strict=True)],
+                                    [ci.high - m for m, ci in zip(means, cis, strict=True)]],
+                    fmt="o", color="#1f4e9c", capsize=3, label="two seeds, one unit")
+        ax.plot(x, [layer["seed_check"]["different"] for layer in checked], "s", color="#7f7f7f",
+                label="different units")
+        ax.set_xticks(x, [layer["name"] for layer in checked], rotation=60, ha="right", fontsize=8)
+        ax.set_ylim(-0.55, 1.05)  # room below the markers for the legend
+        ax.axhline(0, color="#888888", lw=0.8)
+        ax.set_ylabel("response correlation")
+        ax.set_title(name, fontsize=12, parse_math=False)  # a "$" in a name is not mathtext
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(frameon=False, fontsize=8, loc="lower center", ncol=2)
+        fig.tight_layout()
+        fig.savefig(path, facecolor="white")
+        plt.close(fig)
+    with Image.open(path) as image:
+        return {"width": image.size[0], "height": image.size[1]}
 
 
 def _slug(name: str) -> str:

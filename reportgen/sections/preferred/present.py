@@ -142,6 +142,7 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
         "filter_count": summary["layers"][0]["units"], "input_channels": summary["input_shape"][0],
         "movie": folder + "graph.mp4", "poster": folder + "graph.webp", "movie_info": graph["movie"],
         "graph_page": f"graph/{model.key}.html", "edges": len(graph["edges"]),
+        "seed_figure": {**graph["seeds"], "src": folder + "seeds.png"} if graph.get("seeds") else None,
         "threads": summary["threads"],
     }
 

@@ -30,7 +30,7 @@ def build(ctx: BuildContext) -> Section:
                                                                                   ctx.device),
                                             "layers": list(m.layers)},
                                 r.data, r.model, label=f"preferred inputs {r.name}"))
-        drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "edges": cfg.preferred.edges,
+        drawn.append(ctx.run(PREFERRED_FIGURES, {"key": r.key, "name": r.name, "edges": cfg.preferred.edges,
                                                  "fps": cfg.preferred.movie_fps},
                              computed[-1], label=f"preferred figures {r.name}"))
     ctx.shared["preferred"] = computed

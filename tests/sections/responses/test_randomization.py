@@ -39,3 +39,15 @@ def test_the_build_reports_both_methods_after_every_step(tiny_site: BuiltSite) -
         # the gradient depends on the output layer's weights: re-drawing them changes its pictures
         assert result["methods"]["gradient"]["rank"][0] < 0.99
     assert 'id="figure-randomization"' in html and "Adebayo" in html
+
+
+def test_with_the_output_layer_redrawn_guided_backprop_stays_and_the_gradient_changes(tiny_site: BuiltSite) -> None:
+    """Adebayo et al.'s finding, as the tiny build measured it on both its trained models: once the
+    weights that decide the class are random, guided backprop's pictures stay nearly the trained
+    network's while the plain gradient's move away, clearly enough (disjoint intervals) for
+    guided_fails, which chooses the atlas's pictures. A test that re-drew nothing would see 1 and 1."""
+    for checked in tiny_site.stages("randomization"):
+        result = json.loads(checked.file("randomization.json").read_text())
+        guided, gradient = result["methods"]["guided"], result["methods"]["gradient"]
+        assert guided["rank"][0] > 0.9 and gradient["rank"][0] < guided["rank"][0] - 0.2, (guided, gradient)
+        assert randomization.guided_fails(result)
