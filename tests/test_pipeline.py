@@ -17,6 +17,7 @@ from reportgen.nets.architectures import ModelError
 from reportgen.nets.data import DataError
 from reportgen.report.publish import MARKER
 from reportgen.sections.classification.compute import EvaluateError
+from tests.conftest import BuiltSite
 
 
 def edit(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
@@ -34,10 +35,11 @@ def post_html(site: Path) -> str:
     return (site / "posts" / "visualizing-two-cnns" / "index.html").read_text()
 
 
-def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
-    result = pipeline.build(load_config(tiny_config))
-    site = tiny_config.parent / "site"
-    assert result.out == site and "train Model I" in built(result) and "train Model II" in built(result)
+def test_end_to_end_build_writes_section_one(tiny_site: BuiltSite) -> None:
+    """The session's build from scratch (tests/conftest.py), read as a user reads it."""
+    result, site = tiny_site.result, tiny_site.site
+    assert result.out == tiny_site.config.parent / "site"
+    assert "train Model I" in built(result) and "train Model II" in built(result)
     html = post_html(site)
     # numbered figures and tables, with every cross-reference resolved
     for label in ("Figure 1.", "Figure 2.", "Figure 3.", "Table 1.", "Table 2.", "Table 3.", "Table 4."):
@@ -64,8 +66,8 @@ def test_end_to_end_build_writes_section_one(tiny_config: Path) -> None:
     assert f"({correct}, " in html
 
 
-def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config: Path) -> None:
-    first = pipeline.build(load_config(tiny_config))
+def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_site: BuiltSite, tiny_copy: Path) -> None:
+    first = tiny_site.result  # the session's build from scratch: every stage, in build order
     assert built(first) == ["data", "train Model I", "evaluate Model I", "describe Model I", "train Model II",
                             "evaluate Model II", "describe Model II", "figures", "preferred inputs Model I",
                             "preferred figures Model I", "preferred inputs Model II", "preferred figures Model II",
@@ -76,6 +78,8 @@ def test_second_build_trains_nothing_and_title_change_only_rerenders(tiny_config
                             "activated inputs Model I", "path check Model I", "path figure Model I",
                             "activated inputs Model II", "path check Model II", "path figure Model II",
                             "clusters", "clusters figures", "site"]
+    tiny_config = tiny_copy  # a copy of that build's folder, which the rest builds into again
+    pipeline.build(load_config(tiny_config))  # its own first build: every stage from the copied cache
     unchanged = pipeline.build(load_config(tiny_config))
     # nothing changed: decided from the record in the site marker, nothing runs and nothing is re-rendered
     assert unchanged.up_to_date and built(unchanged) == [] and len(unchanged.stages) == len(first.stages) - 1

@@ -9,10 +9,19 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from reportgen import serve as serve_module
 from reportgen.cli import _serve_build, main
 from reportgen.serve import Server, serve
 
 POST = "posts/visualizing-two-cnns/index.html"
+
+
+@pytest.fixture(autouse=True)
+def _quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher looks every 0.2 s here (once a second for a writer): the tests wait for rebuilds."""
+    monkeypatch.setattr(serve_module, "POLL_SECONDS", 0.2)
 
 
 def _fetch(url: str) -> str:
