@@ -7,11 +7,12 @@ training and everything else from scratch. The warm rebuild is then `reportgen b
 user runs it (a new process each time) with nothing changed: the median wall time of several runs,
 Python's start-up included, which is what a user waits for.
 
-Measured on the shared 2-core machine at load ~0.9 (2026-12-01, the default config, after section 2
-ran early layers on their receptive-field crops and gained its class-units figures, and section 3
-its randomization test): cold 161 s, of which training 120 s (Model I 53 s, Model II 67 s), section 2
-24 s with its figures (preferred inputs 21 s, was 27 s; class units 2 s), section 3 8 s, section 4
-4.2 s, the site 1.6 s; `reportgen build` with nothing changed 0.20 s wall (median of 3 runs).
+Measured on the shared 2-core machine at load ~1 (2026-12-01 evening, the default config, after
+section 2 gained its seed check and section 3 its path check and plain-gradient atlas pictures):
+cold 192 s, of which training 137 s (Model I 58 s, Model II 79 s; this morning 120 s on a less busy
+machine), section 2 28 s with its figures (preferred inputs 8.7 + 14.8 s, class units 2.6 s), section 3
+15 s (path checks 3.4 s, randomization 0.9 s), section 4 5.5 s, the site 1.7 s; `reportgen build` with
+nothing changed 0.26 s wall. The morning's figures, at load ~0.9: cold 161 s, training 120 s.
 """
 
 from __future__ import annotations
