@@ -127,9 +127,11 @@ def serve(config: Path, out_arg: Path | None, build: Callable[[Config, Path], bo
     # the files as the build reads them, taken before it starts: an edit made while it runs (which it
     # may or may not have seen) differs from this and triggers the next build
     seen = state(watched_files(config, cfg))
+    server = Server(out, host, port)  # bound before the build: a busy port fails now, not after it
     if not build(cfg, out) and not (out / "index.html").is_file():
+        server.httpd.server_close()
         return 1  # nothing to serve
-    server = Server(out, host, port).start()
+    server.start()
     print(f"Serving {out} at {server.url} (Ctrl-C to stop); rebuilding when the config, a template "
           "override or a model file changes.", flush=True)
     if ready:

@@ -88,6 +88,7 @@ def test_a_port_in_use_is_a_one_line_error(tiny_copy: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"reportgen: error: cannot serve on 127.0.0.1:{port}: Address already in use; pass another --port"
     assert not any("Traceback" in line for line in err)
+    assert not any("Site written" in line for line in err)  # known before the build, so no build ran
 
 
 def test_text_is_served_gzip_compressed_as_static_hosts_serve_it(tiny_site) -> None:
