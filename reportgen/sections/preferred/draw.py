@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from reportgen.cache import Artifact
+from reportgen.drawing.charts import finish_chart
 from reportgen.drawing.colors import BACKGROUND, MUTED, TEXT, hot_colormap
 from reportgen.drawing.sheets import SUFFIX, save_sheet
 from reportgen.drawing.text import fit, font
@@ -116,16 +117,10 @@ def seed_check_figure(layers: list[dict[str, Any]], path: Path, name: str) -> di
                 label="different units")
         ax.set_xticks(x, [layer["name"] for layer in checked], rotation=60, ha="right", fontsize=8)
         ax.set_ylim(-0.55, 1.05)  # room below the markers for the legend
-        ax.axhline(0, color="#888888", lw=0.8)
         ax.set_ylabel("response correlation")
-        ax.set_title(name, fontsize=12, parse_math=False)  # a "$" in a name is not mathtext
         ax.grid(alpha=0.3, axis="y")
         ax.legend(frameon=False, fontsize=8, loc="lower center", ncol=2)
-        fig.tight_layout()
-        fig.savefig(path, facecolor="white")
-        plt.close(fig)
-    with Image.open(path) as image:
-        return {"width": image.size[0], "height": image.size[1]}
+        return finish_chart(fig, ax, name, path)
 
 
 def _slug(name: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from reportgen.cache import Artifact
+from reportgen.drawing.charts import finish_chart
 from reportgen.drawing.colors import hot_colormap
 from reportgen.drawing.sheets import SUFFIX, save_sheet
 from reportgen.drawing.text import text_sprite
@@ -420,7 +421,7 @@ def randomization_figure_stage(folder: Path, params: dict[str, Any], checked: Ar
         ax.set_ylabel("rank corr. with trained")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=9)
-        return _finish(fig, ax, params["name"], path)
+        return finish_chart(fig, ax, params["name"], path)
 
 
 def path_figure_stage(folder: Path, params: dict[str, Any], checked: Artifact) -> dict[str, Any]:
@@ -454,19 +455,5 @@ def path_figure_stage(folder: Path, params: dict[str, Any], checked: Artifact) -
         ax.set_ylabel("path score (corr.)")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(frameon=False, fontsize=8, loc="lower left")
-        return _finish(fig, ax, params["name"], path)
+        return finish_chart(fig, ax, params["name"], path)
 
-
-def _finish(fig: Any, ax: Any, title: str, path: Path) -> dict[str, Any]:
-    """A check's figure completed and saved: a zero line, the model's name as the title (a "$" in a name
-    is not mathtext), on white; returns its size in pixels."""
-    import matplotlib.pyplot as plt
-
-    ax.axhline(0, color="#888888", lw=0.8)
-    ax.set_title(title, fontsize=12, parse_math=False)
-    fig.tight_layout()
-    fig.savefig(path, facecolor="white")
-    plt.close(fig)
-    with Image.open(path) as image:
-        width, height = image.size
-    return {"width": width, "height": height}

@@ -1,0 +1,24 @@
+"""The sanity checks' small matplotlib charts (randomization curves, path scores, seed stability):
+how each is finished and saved, said once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+
+def finish_chart(fig: Any, ax: Any, title: str, path: Path) -> dict[str, int]:
+    """A check's chart completed and saved: a zero line, the model's name as the title (a "$" in a name
+    is not mathtext), on white; returns its size in pixels."""
+    import matplotlib.pyplot as plt
+
+    ax.axhline(0, color="#888888", lw=0.8)
+    ax.set_title(title, fontsize=12, parse_math=False)
+    fig.tight_layout()
+    fig.savefig(path, facecolor="white")
+    plt.close(fig)
+    with Image.open(path) as image:
+        width, height = image.size
+    return {"width": width, "height": height}
