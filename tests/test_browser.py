@@ -517,8 +517,9 @@ def test_response_movies_load_without_errors(browser: Browser, site: Path) -> No
         videos = page.evaluate(_VIDEOS)
     finally:
         context.close()
-    # a response movie and a low-confidence movie per model, plus section 2's unit-graph movie per model
-    assert len(videos) == 6, videos
+    # a response movie and a low-confidence movie per model, wide and stacked, and section 2's unit-graph
+    # movie per model
+    assert len(videos) == 10, videos
     for video in videos:
         assert video["error"] is None and video["width"] > 0 and video["height"] > 0 and video["duration"] > 0, video
     assert not errors, errors
@@ -565,8 +566,9 @@ def test_the_built_map_page_shows_a_label_on_hover_from_disk(browser: Browser, s
 @pytest.mark.parametrize("width", [390, 1280])
 def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, site: Path, tmp_path: Path,
                                                             width: int) -> None:
-    """On a phone and on a desktop: nothing is wider than the screen, and the learning curves' smallest
-    text (the legend, a point below the tick labels) renders at 9 CSS px or more."""
+    """On a phone and on a desktop: nothing is wider than the screen, the learning curves' smallest
+    text (the legend, a point below the tick labels) renders at 9 CSS px or more, and the response movies
+    show at about their own size (the stacked ones on a phone)."""
     from reportgen.sections.classification.draw import CURVE_DPI, CURVE_FONT_PT
 
     context = browser.new_context(viewport={"width": width, "height": 900})
@@ -580,12 +582,20 @@ def test_figures_fit_the_screen_and_their_text_stays_legible(browser: Browser, s
           images: Array.from(document.querySelectorAll("figure img"), img => ({
             src: img.getAttribute("src"), width: img.getBoundingClientRect().width,
             right: img.getBoundingClientRect().right, natural: img.naturalWidth })),
+          movies: Array.from(document.querySelectorAll("figure video[class^=movie-]"), v => ({
+            kind: v.className, shown: v.getBoundingClientRect().height > 0,
+            height: v.getBoundingClientRect().height, own: Number(v.getAttribute("height")) })),
         })""")
         page.screenshot(path=str(tmp_path / f"post-{width}.png"), full_page=True)
     finally:
         context.close()
     assert found["scroll"] <= width, f"the post scrolls sideways at {width} px: {found['scroll']} px wide"
     assert all(img["right"] <= width + 0.5 for img in found["images"]), found["images"]
+    # the response movies: a phone plays the stacked ones at about their own size, a desktop the wide ones
+    shown = [movie for movie in found["movies"] if movie["shown"]]
+    assert len(shown) == len(found["movies"]) // 2 == 4, found["movies"]
+    assert {movie["kind"] for movie in shown} == {"movie-narrow" if width < 600 else "movie-wide"}, shown
+    assert all(movie["height"] >= 0.9 * movie["own"] for movie in shown), shown
     curves = [img for img in found["images"] if img["src"].startswith("figures/curves-")]
     assert len(curves) == 2
     for img in curves:

@@ -36,6 +36,10 @@ EMPTY = (230, 230, 230)      # no image: padding of a clipped crop, a missing gr
 WHITE = (255, 255, 255)
 FPS = 10                     # repeats at 10 fps realize durations down to 0.1 s at a third of 25 fps's frames
 FIRST, LAST = 0.6, 0.1       # seconds per frame at the start and the end of a movie
+# Width of the stacked movie a phone plays: a wide figure on a 390-px screen is 390 - 2.2 rem = 355 CSS px
+# wide, so the frame shows at about its own size; the wide movie there was 138 px tall, a third of it
+# under the player's controls
+NARROW = 352
 TILE = 24                    # displayed side of a top-patch tile in the post's figure, pixels
 SHEET_UNITS = 8              # units per row of an atlas sheet
 # Largest side of one crop in an atlas sheet: twice the side the atlas shows it at (ATLAS_CROP CSS px),
@@ -93,13 +97,20 @@ def _probs(computed: Artifact) -> tuple[np.ndarray, np.ndarray]:
 
 def _movie(path: Path, summary: dict[str, Any], images: np.ndarray, probs_labels: tuple[np.ndarray, np.ndarray],
            indices: Sequence[int], rows: list[np.ndarray], title: str) -> dict[str, Any]:
-    """One response movie: a frame per image, colours normalized per layer over this movie's frames."""
+    """One response movie, wide for a desktop and stacked for a phone (`path` with '-narrow'): a frame
+    per image, colours normalized per layer over this movie's frames."""
     layers = [(layer["name"], layer["units"]) for layer in summary["layers"]]
-    _, frames = response_frames(layers, summary["classes"], images, *probs_labels, indices, rows, title=title)
-    info = write_mp4(frames, path, accelerating_durations(len(indices), FIRST, LAST), path.with_suffix(".png"),
-                     fps=FPS)
-    return {"frames": info.inputs, "encoded": info.frames, "width": info.size[0], "height": info.size[1],
-            "seconds": round(info.seconds, 1), "fps": info.fps}
+    made = {}
+    for variant, stem, layout in (("wide", path.stem, {}), ("narrow", f"{path.stem}-narrow", {"width": NARROW})):
+        _, frames = response_frames(layers, summary["classes"], images, *probs_labels, indices, rows, title=title,
+                                    **layout)
+        file = path.with_name(f"{stem}.mp4")
+        info = write_mp4(frames, file, accelerating_durations(len(indices), FIRST, LAST), file.with_suffix(".png"),
+                         fps=FPS)
+        made[variant] = {"file": file.name, "poster": f"{stem}.png", "width": info.size[0], "height": info.size[1],
+                         "bytes": file.stat().st_size}
+    return {"frames": info.inputs, "encoded": info.frames, "seconds": round(info.seconds, 1), "fps": info.fps,
+            **made["wide"], "narrow": made["narrow"]}
 
 
 def _blit(out: np.ndarray, sprite: np.ndarray, y: int, x: int) -> None:

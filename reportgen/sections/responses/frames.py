@@ -40,49 +40,70 @@ class ResponseMovie:
 
     def __init__(self, layers: Sequence[tuple[str, int]], class_names: Sequence[str],
                  image_shape: tuple[int, int, int], ranges: np.ndarray, *, title: str = "", cell: int = 6,
-                 gap: int = 1, columns: int = 64, image_side: int = 112, max_bars: int = 20) -> None:
+                 gap: int = 1, columns: int = 64, image_side: int = 112, max_bars: int = 20,
+                 width: int | None = None) -> None:
         """`layers`: (name, units) in order; `image_shape`: (H, W, C) of inputs; `ranges`: (L, 2) colour
         range per layer (`layer_ranges`); `cell`/`gap`: cell side and spacing in pixels; `columns`: cells
         per row before a layer wraps; `image_side`: the input is scaled up by an integer factor to about
-        this side; `max_bars`: with more classes, a frame shows the most probable ones."""
+        this side; `max_bars`: with more classes, a frame shows the most probable ones.
+
+        With `width` (pixels) the frame is stacked for a phone's screen instead: the input and its bars
+        side by side on top, each layer below them under its name, wrapped to fit `width`."""
         self.names, self.counts = [n for n, _ in layers], [int(u) for _, u in layers]
         self.class_names = list(class_names)
         h, w = image_shape[:2]
         scale = max(1, image_side // max(h, w))
-        margin, line, label_w, pitch = 10, 16, 84, cell + gap
-        bar_w, pct_w, name_w = 90, 34, 80
+        stacked = width is not None
+        margin, line, pitch = 10, 16, cell + gap
+        label_w = 0 if stacked else 84
+        bar_w, pct_w, name_w = (80, 34, 70) if stacked else (90, 34, 80)
         self.bars = min(len(self.class_names), max_bars)
-        left_w = max(w * scale, name_w + bar_w + pct_w + 8)
         top = margin + (line + 4 if title else 0)
-        # left column: input image, its true class, probability bars
-        self.image_at = (top, margin + (left_w - w * scale) // 2)
+        truth_w = max(w * scale, 112 if stacked else name_w + bar_w + pct_w + 8)
+        # the input image, centred over its true class; the probability bars below it (wide) or beside it
+        self.image_at = (top, margin + (truth_w - w * scale) // 2)
         truth_y = top + h * scale + 4
-        bars_y = truth_y + line + 2
-        self.bar_rows = [bars_y + i * 13 for i in range(self.bars)]
-        self.bar_x = margin + name_w + 4
+        # stacked, the bars stand beside the input where they fit (a 28-pixel input, scaled to 112)
+        beside = stacked and 2 * margin + truth_w + 12 + name_w + bar_w + pct_w + 8 <= width
+        bars_x, bars_y = (margin + truth_w + 12, top) if beside else (margin, truth_y + line)
+        self.bar_rows = [bars_y + 2 + i * 13 for i in range(self.bars)]
+        self.name_x, self.name_w = bars_x, name_w
+        self.bar_x = bars_x + name_w + 4
         self.bar_w, self.bar_h = bar_w, 9
-        self.name_x, self.pct_x, self.name_w, self.pct_w = margin, self.bar_x + bar_w + 4, name_w, pct_w
-        left_h = bars_y + self.bars * 13
-        # right column: one block of cells per layer, wrapped at `columns`
-        grid_x = margin + left_w + 16 + label_w
-        blocks, y = [], top
+        self.pct_x, self.pct_w = self.bar_x + bar_w + 4, pct_w
+        head_h = max(truth_y + line, bars_y + 2 + self.bars * 13)
+        # one block of cells per layer, wrapped at `columns`: right of the input column (wide), or below the
+        # inputs with each layer's name above its cells (stacked)
+        if stacked:
+            columns = max(1, (width - 2 * margin) // pitch)
+            grid_x, y = margin, head_h + 8
+        else:
+            grid_x, y = margin + truth_w + 16 + label_w, top
+        blocks, labels = [], []
         for count in self.counts:
             cols = max(1, min(count, columns))
+            if stacked:
+                labels.append((y, grid_x))
+                y += line + 2
+            else:  # the label's middle on the middle of the layer's first row of cells
+                labels.append((max(y + cell // 2 - line // 2, 0), grid_x - label_w))
             blocks.append((y, cols))
             y += max(1, math.ceil(count / cols)) * pitch + 5
-        width = grid_x + min(max(self.counts, default=1), columns) * pitch + margin
-        height = max(left_h, y) + margin
-        width, height = math.ceil(width / 16) * 16, math.ceil(height / 16) * 16  # H.264-ready, no padding later
+        if stacked:
+            frame_w = max(width, 2 * margin + truth_w)  # an input wider than the screen widens the frame
+        else:
+            frame_w = grid_x + min(max(self.counts, default=1), columns) * pitch + margin
+        height = max(head_h, y) + margin
+        width, height = math.ceil(frame_w / 16) * 16, math.ceil(height / 16) * 16  # H.264-ready, no padding later
         self.size = (width, height)
+        name_room = width - grid_x - margin if stacked else label_w - 8
 
         background = np.empty((height, width, 3), np.uint8)
         background[:] = BACKGROUND
         if title:
             _blit(background, text_sprite(title, width - 2 * margin, line, size=13), margin, margin)
-        for (by, _), name in zip(blocks, self.names, strict=True):
-            # the label's middle on the middle of the layer's first row of cells
-            _blit(background, text_sprite(name, label_w - 8, line, MUTED), max(by + cell // 2 - line // 2, 0),
-                  grid_x - label_w)
+        for (ly, lx), name in zip(labels, self.names, strict=True):
+            _blit(background, text_sprite(name, name_room, line, MUTED), ly, lx)
         for y0 in self.bar_rows:
             background[y0:y0 + self.bar_h, self.bar_x:self.bar_x + bar_w] = BAR_TRACK
         if self.bars == len(self.class_names):  # fixed order: names drawn once
@@ -90,7 +111,7 @@ class ResponseMovie:
                 _blit(background, self._name(name), y0 - 2, self.name_x)
         self.background = background
         self.truth_at = (truth_y, margin)
-        self.truth = [text_sprite(f"true: {name}", left_w, line) for name in self.class_names]
+        self.truth = [text_sprite(f"true: {name}", truth_w, line) for name in self.class_names]
         self.sprites = [self._name(name) for name in self.class_names]
         self.percents = [text_sprite(f"{p}%", pct_w, 13, align="right") for p in range(101)]
 

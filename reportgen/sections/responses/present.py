@@ -194,6 +194,13 @@ def _num(value: float) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}".replace("-", "\u2212")
 
 
+def _video(info: dict[str, Any], base: str) -> dict[str, Any]:
+    """A response movie's two files (wide, and stacked for phones) as the post links them."""
+    narrow = info["narrow"]
+    return {**info, "src": f"{base}/{info['file']}", "poster": f"{base}/{info['poster']}",
+            "narrow": {**narrow, "src": f"{base}/{narrow['file']}", "poster": f"{base}/{narrow['poster']}"}}
+
+
 def model_context(record: ModelRecord, summary: dict[str, Any], layout: dict[str, Any],
                   cfg: ResponsesConfig) -> dict[str, Any]:
     """What the post says about one model."""
@@ -211,8 +218,8 @@ def model_context(record: ModelRecord, summary: dict[str, Any], layout: dict[str
     videos = layout["videos"]
     return {
         "name": record.name, "key": record.key,
-        "movie": {**videos["movie"], "src": f"{base}/movie.mp4", "poster": f"{base}/movie.png"},
-        "low": {**videos["low"], "src": f"{base}/low.mp4", "poster": f"{base}/low.png"},
+        "movie": _video(videos["movie"], base),
+        "low": _video(videos["low"], base),
         "activated": [{"src": f"{base}/activated-{'ab'[j]}.png", "class": names[(a, b)[j]],
                        "width": info["width"], "height": info["height"], "counts": info["counts"]}
                       for j, info in enumerate(layout["activated"])],

@@ -85,3 +85,25 @@ def test_many_classes_show_the_most_probable_bars_first() -> None:
     lengths = [int((frame[y + 2, movie.bar_x:movie.bar_x + movie.bar_w] == BAR).all(axis=1).sum())
                for y in movie.bar_rows]
     assert lengths[:2] == [27, 18] and (frame[movie.bar_rows[0] + 2, movie.bar_x + 27] == BAR_TRACK).all()
+
+
+def test_a_stacked_frame_fits_a_phone_with_the_bars_beside_the_input_and_names_above_the_cells() -> None:
+    from reportgen.drawing.colors import BACKGROUND
+    from reportgen.sections.responses.frames import ResponseMovie
+
+    layers = [("conv1", 20), ("conv2", 100), ("fc5", 256)]
+    wide = ResponseMovie(layers, list("0123456789"), (28, 28, 1), np.array([[0, 1]] * 3), title="Model I")
+    narrow = ResponseMovie(layers, list("0123456789"), (28, 28, 1), np.array([[0, 1]] * 3), title="Model I",
+                           width=352)
+    assert narrow.size[0] == 352 and wide.size[0] > 700 and narrow.size[1] > wide.size[1]
+    y, x = narrow.image_at
+    assert narrow.bar_x > x + 112 and narrow.bar_rows[0] < y + 112  # beside the 4x input, not below it
+    assert narrow.pct_x + narrow.pct_w <= 352
+    columns = (352 - 20) // 7
+    assert narrow.cell_at(2, columns) == (narrow.cell_at(2, 0)[0] + 7, narrow.cell_at(2, 0)[1])  # wrapped
+    assert narrow.cell_at(1, 0)[0] > narrow.cell_at(0, 0)[0] + 16 + 7  # room for a name between layers
+    frame = narrow.frame(np.zeros((28, 28, 1), np.uint8), np.full(10, 0.1), np.ones(376, np.float32), label=3)
+    last_row, last_col = narrow.cell_at(2, 255)
+    assert last_col + 6 <= 352 - 10 and tuple(frame[last_row + 6, last_col]) == BACKGROUND
+    name_row = narrow.cell_at(1, 0)[0] - 18  # conv2's name, drawn above its first row
+    assert (frame[name_row:name_row + 16, 10:60] != BACKGROUND).any()

@@ -27,21 +27,24 @@ def test_post_shows_movies_that_decode_with_the_expected_frames(tiny_site: Built
     post = tiny_site.site / POST
     html = (post / "index.html").read_text()
     sources = re.findall(r'<source src="(figures/responses/[^"]+)" type="video/mp4">', html)
-    assert len(sources) == 4  # a response movie and a low-confidence movie per model (section 2 has its own)
+    # a response movie and a low-confidence movie per model, each wide and stacked (section 2 has its own)
+    assert len(sources) == 8
     for drawn in tiny_site.stages("response-figures"):
         videos = json.loads(drawn.file("layout.json").read_text())["videos"]
         for stem, given in (("movie", 10), ("low", 9)):  # 5 + 5 images; 3 + 3 + 3
-            info = videos[stem]
             key = drawn.manifest["params"]["key"]
-            src = f"figures/responses/{key}/{stem}.mp4"
-            assert src in sources and f'poster="figures/responses/{key}/{stem}.png"' in html
-            reader = imageio_ffmpeg.read_frames(str(post / src))
-            meta = next(reader)
-            count = sum(1 for _ in reader)
-            expected = int(frame_repeats(accelerating_durations(given, FIRST, LAST), FPS).sum())
-            assert info["frames"] == given and count == info["encoded"] == expected
-            assert tuple(meta["size"]) == (info["width"], info["height"])
-            assert info["width"] % 16 == 0 and info["height"] % 16 == 0
+            for info, name in ((videos[stem], stem), (videos[stem]["narrow"], f"{stem}-narrow")):
+                src = f"figures/responses/{key}/{name}.mp4"
+                assert src in sources and f'poster="figures/responses/{key}/{name}.png"' in html
+                reader = imageio_ffmpeg.read_frames(str(post / src))
+                meta = next(reader)
+                count = sum(1 for _ in reader)
+                expected = int(frame_repeats(accelerating_durations(given, FIRST, LAST), FPS).sum())
+                assert videos[stem]["frames"] == given and count == videos[stem]["encoded"] == expected
+                assert tuple(meta["size"]) == (info["width"], info["height"])
+                assert info["width"] % 16 == 0 and info["height"] % 16 == 0
+            assert videos[stem]["narrow"]["width"] == 352 < videos[stem]["width"]
+            assert f"({videos[stem]['width']}&thinsp;&times;&thinsp;{videos[stem]['height']} px, MP4" in html
 
 
 def test_class_preference_table_and_counts_add_up(tiny_site: BuiltSite) -> None:
