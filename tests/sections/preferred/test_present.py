@@ -121,9 +121,10 @@ def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: B
             agreement = entry["seed_agreement"]  # 3 seeds per class unit, seen by the layer below the output
             assert agreement["layer"] == "fc6" and agreement["seeds"] == 3 and len(agreement["same"]) == 10
             assert all(-1 <= r <= 1 for r in agreement["same"]) and -1 <= agreement["different"] <= 1
-            assert f"correlate at {np.mean(agreement['same']):.2f}" in html
+            name = ("Model I", "Model II")[i]  # two models: the numbers of both in one sentence, each named
+            assert f"{np.mean(agreement['same']):.2f} in {name}" in html
             own = np.mean(entry["probability"]["bare"][i])
-            assert f"mean probability of\n{own:.2f}" in html or f"mean probability of {own:.2f}" in html
+            assert f"{own:.2f} under {name}" in html
     for key in ("model-i", "model-ii"):
         assert (tiny_site.site / POST / "figures" / "preferred" / "priors" / f"{key}.png").is_file()
     assert 'id="figure-preferred-priors"' in html and 'id="table-preferred-priors-numbers"' in html
