@@ -103,15 +103,22 @@ class BuiltSite:
         return [a for a in self.result.stages if a.stage == name]
 
 
+EPOCH = 1_474_459_200  # SOURCE_DATE_EPOCH of the session's build: 2016-09-21, the write-up's date
+
+
 @pytest.fixture(scope="session")
 def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
-    """One tiny build for every test that only reads a built site and its cache: never write into it."""
+    """One tiny build for every test that only reads a built site and its cache: never write into it.
+    Dated by SOURCE_DATE_EPOCH, so that a build of the same config in another process must match it
+    byte for byte (tests/test_reproducible.py)."""
     from reportgen import pipeline
     from reportgen.config import load_config
 
     config = tmp_path_factory.mktemp("tiny-site") / "config.toml"
     config.write_text(TINY)
-    return BuiltSite(config, pipeline.build(load_config(config)))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+        return BuiltSite(config, pipeline.build(load_config(config)))
 
 
 @pytest.fixture

@@ -134,26 +134,20 @@ def test_editing_normalization_reruns_everything_that_imports_it(tiny_copy: Path
     assert {"figures", "preferred inputs Model I", "responses Model II", "clusters", "clusters figures"} <= set(rebuilt)
 
 
-def test_changing_one_model_retrains_only_that_model(tiny_copy: Path) -> None:
+def test_changing_one_model_retrains_only_that_model_and_prune_removes_the_old_one(tiny_copy: Path) -> None:
     pipeline.build(load_config(tiny_copy))
     tiny_copy.write_text(tiny_copy.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
-    result = pipeline.build(load_config(tiny_copy))
+    result = pipeline.build(load_config(tiny_copy), prune=True)
     assert built(result) == ["train Model II", "evaluate Model II", "describe Model II", "figures",
                              "preferred inputs Model II", "preferred figures Model II", "class units",
                              "class units figures", "responses Model II", "randomization Model II",
                              "response figures Model II", "randomization figure Model II", "activated inputs Model II",
                              "path check Model II", "path figure Model II", "clusters", "clusters figures", "site"]
-
-
-def test_prune_removes_what_the_config_no_longer_reaches(tiny_copy: Path) -> None:
-    pipeline.build(load_config(tiny_copy))
-    tiny_copy.write_text(tiny_copy.read_text().replace("lr = 0.1\n", "lr = 0.05\n"))
-    result = pipeline.build(load_config(tiny_copy), prune=True)
     removed, freed = result.pruned
-    # the old Model II: its checkpoint, evaluation, description, section 2's preferred inputs and
-    # section 3's responses with their drawings, its randomization test and path check, the figures
-    # that drew it, section 2's class units and the activated inputs, and section 4's numbers and
-    # pictures, which read every model
+    # prune removes what the config no longer reaches: the old Model II's checkpoint, evaluation,
+    # description, section 2's preferred inputs and section 3's responses with their drawings, its
+    # randomization test and path check, the figures that drew it, section 2's class units and the
+    # activated inputs, and section 4's numbers and pictures, which read every model
     assert removed == 17 and freed > 0
     assert pipeline.build(load_config(tiny_copy)).up_to_date
 
@@ -163,8 +157,9 @@ def test_checkpoint_entry_is_loaded_not_trained(tiny_copy: Path) -> None:
     checkpoint = next(a for a in first.stages if a.stage == "train").file("checkpoint.pt")
     text = tiny_copy.read_text().replace('arch = "model1"', f'arch = "model1"\ncheckpoint = "{checkpoint}"')
     tiny_copy.write_text(text)
-    result = pipeline.build(load_config(tiny_copy), force=True)
-    assert "train Model I" not in built(result) and "train Model II" in built(result)
+    result = pipeline.build(load_config(tiny_copy))
+    labels = [a.manifest.get("label", a.stage) for a in result.stages]
+    assert "train Model I" not in labels and "train Model II" in labels and "evaluate Model I" in built(result)
     assert "checkpoint.pt" in post_html(tiny_copy.parent / "site")
 
 
@@ -198,8 +193,9 @@ def test_refuses_a_folder_it_did_not_write(tiny_config: Path) -> None:
     assert not (tiny_config.parent / "cache").exists()  # refused before any stage ran
 
 
-def test_folder_source_with_the_group_uncertainty_rule(tmp_path: Path) -> None:
-    """The write-up's setting: RGB chips from a folder, 'uncertain gender' within a male/female group."""
+def test_folder_source_with_the_group_uncertainty_rule_and_no_validation_split(tmp_path: Path) -> None:
+    """The write-up's setting: RGB chips from a folder, 'uncertain gender' within a male/female group;
+    the split leaves no validation set, and the post says so."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -217,6 +213,7 @@ source = "folder"
 path = "chips"
 image_size = 16
 channels = 3
+split = [0.8, 0.0, 0.2]
 [evaluate]
 uncertain = "group"
 group = ["male", "female"]
@@ -232,6 +229,7 @@ batch_size = 16
     html = post_html(tmp_path / "site")
     assert "one of male, female" in html and "differ by less than 0.2" in html
     assert "1 file (unreadable)" in html
+    assert "had no validation set" in html and "nan%" not in html
     for name in ("female", "male", "non-face"):
         assert f"<tr><th scope=\"row\">{name}</th>" in html
 
@@ -286,12 +284,6 @@ def test_a_broken_user_template_is_a_one_line_error(tiny_copy: Path) -> None:
     site = tiny_copy.parent / "site"
     assert (site / "static" / "extra.css").is_file() and (site / "static" / "style.css").is_file()
     assert re.search(r"Accuracy \d+\.\d\d%", post_html(site))
-
-
-def test_build_without_a_validation_split_says_so(tiny_config: Path) -> None:
-    pipeline.build(load_config(tiny_config, overrides={"data.split": [0.8, 0.0, 0.2]}))
-    html = post_html(tiny_config.parent / "site")
-    assert "had no validation set" in html and "nan%" not in html
 
 
 def test_the_post_names_each_set_and_reads_as_written_by_a_person(tiny_copy: Path) -> None:

@@ -10,6 +10,7 @@ import copy
 import datetime
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,19 +58,30 @@ def created_date() -> str:
 @contextmanager
 def deterministic(threads: int) -> Iterator[None]:
     """Run torch with a fixed CPU thread count and deterministic algorithms; restore both afterwards."""
-    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
     # cuBLAS needs this to be deterministic; it only takes effect if CUDA was not initialized yet
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
     # warn_only: an op without a deterministic version warns instead of failing the build
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
         torch.set_num_threads(before[0])
-        torch.use_deterministic_algorithms(before[1])
-        torch.backends.cudnn.benchmark = before[2]
+        _deterministic_algorithms(before[1], warn_only=before[2])
+        torch.backends.cudnn.benchmark = before[3]
+
+
+def _deterministic_algorithms(mode: bool, *, warn_only: bool) -> None:
+    """torch.use_deterministic_algorithms without its first step, which imports torch._inductor to set
+    the compiler's own flag: 1.5 s on an idle machine and 3 s on a loaded one, a third of a tiny build's
+    training, for a compiler nothing here runs. The flag the eager kernels read is the one set here."""
+    if "torch._inductor.config" in sys.modules:  # something compiles after all: keep its flag in step
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

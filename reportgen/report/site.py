@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import markdown
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import BytecodeCache, ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.bccache import Bucket
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 from PIL import Image
@@ -172,6 +173,25 @@ def _numbered(kind: str, numbering: Numbering, env: Environment) -> Callable[...
     return place
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Compiled templates kept for the life of the process, by template file and source checksum (Jinja
+    compares the checksum, so an edited template compiles again): the next build in the same process
+    (`reportgen serve`, the tests) skips the quarter of a second that compiling the post's templates takes."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if (code := self._code.get(bucket.key)) is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
+
+
 def make_env(cfg: Config) -> Environment:
     """Jinja environment: the user's template folder (if any) overrides the built-in templates."""
     loaders = [FileSystemLoader(str(TEMPLATES))]
@@ -183,7 +203,8 @@ def make_env(cfg: Config) -> Environment:
     # Sandboxed: a template from a cloned repository cannot reach Python internals. Every printed value
     # goes through _finalize, so escaping does not depend on each template remembering it.
     env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True,
-                               lstrip_blocks=True, autoescape=True, finalize=_finalize)
+                               lstrip_blocks=True, autoescape=True, finalize=_finalize,
+                               bytecode_cache=_COMPILED)
     env.globals["site_name"] = SITE_NAME  # every page extends base.html, whatever its own context
     env.filters["pct"] = lambda v, digits=2: f"{v:.{digits}f}"
     env.filters["percent"] = stats.format_percent

@@ -4,6 +4,7 @@ re-runs, and a post without the section. These write builds of their own."""
 from __future__ import annotations
 
 import json
+import shutil
 from html import unescape
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from reportgen import cache, pipeline
 from reportgen.config import load_config
-from tests.conftest import TINY
+from tests.conftest import BuiltSite
 from tests.test_pipeline import built
 
 POST = Path("posts") / "visualizing-two-cnns"
@@ -21,12 +22,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny build of their own for the tests here, which build again into its site and cache."""
-    path = tmp_path_factory.mktemp("preferred") / "config.toml"
-    path.write_text(TINY)
-    pipeline.build(load_config(path))
-    return path
+def config(tiny_site: BuiltSite, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build of their own for the tests here, which build again into its site and cache: a copy of the
+    session's tiny build, built once so that its record is its own."""
+    folder = tmp_path_factory.mktemp("preferred") / "copy"
+    shutil.copytree(tiny_site.config.parent, folder, symlinks=True)
+    pipeline.build(load_config(folder / "config.toml"))
+    return folder / "config.toml"
 
 
 def test_second_build_recomputes_nothing_and_a_drawing_edit_only_redraws(config: Path,
