@@ -45,6 +45,12 @@ _KEY = re.compile(r"[0-9a-f]{16}")
 _TMP = re.compile(r"([0-9a-f]{16})\.tmp-(\d+)")
 
 
+# Modules a stage's key follows by the values they give it, not by their source: config.py reads and
+# checks the config, and every value a stage uses is in its params, so a new option or a reworded
+# error message there retrains nothing (every stage imports it, for the option dataclasses)
+KEYED_BY_VALUE = frozenset({"reportgen.config"})
+
+
 def source_digest(*modules: str) -> str:
     """Hash of the source files of the named modules, so changed code invalidates the artifacts of the
     stages that run it (and only those: editing drawing code does not retrain a model)."""
@@ -158,7 +164,7 @@ class Stage:
     fn: Callable[..., dict[str, Any] | None]
 
     def modules(self) -> tuple[str, ...]:
-        return import_closure(self.fn.__module__)
+        return tuple(m for m in import_closure(self.fn.__module__) if m not in KEYED_BY_VALUE)
 
 
 @dataclass(frozen=True)

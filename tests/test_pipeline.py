@@ -120,6 +120,14 @@ def test_editing_drawing_code_redraws_without_running_a_model(tiny_copy: Path,
     assert built(pipeline.build(load_config(tiny_copy))) == ["figures", "site"]
 
 
+def test_editing_the_config_module_reruns_no_stage(tiny_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every stage imports config.py for its option classes, but its key holds the values it reads:
+    a new option or a reworded message there must not retrain every model."""
+    pipeline.build(load_config(tiny_copy))
+    edit(monkeypatch, "reportgen.config")
+    assert built(pipeline.build(load_config(tiny_copy))) == ["site"]
+
+
 def test_editing_normalization_reruns_everything_that_imports_it(tiny_copy: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """checkpoint.py is imported by training and evaluation without being named anywhere: the key
