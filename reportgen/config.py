@@ -234,8 +234,9 @@ class PreferredConfig:
                                  "activation maximization.")
     steps: int = option(16, "Adam steps of gradient ascent per unit (the searched settings and the final renders "
                             "alike).", between(1, 4096))
-    trials: int = option(4, "Random-search trials of regularization settings per model; each layer keeps its "
-                            "best.", between(1, 200))
+    trials: int = option(16, "Random-search trials of regularization settings per model. Each first runs for a "
+                             "quarter of `steps`; in each layer the two best and the median one run again at full "
+                             "length and the layer keeps the best (successive halving).", between(1, 200))
     search_units: int = option(4, "Units sampled per layer to score each trial, among those some test image "
                                               "activates.",
                                between(1, 512))

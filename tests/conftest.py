@@ -37,7 +37,7 @@ threshold = 0.5
 [preferred]
 threads = 1
 steps = 4
-trials = 2
+trials = 4
 search_units = 2
 movie_fps = 4
 [responses]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -30,6 +31,8 @@ from reportgen.optvis.window import Window
 log = logging.getLogger(__name__)
 
 RATIO_CAP = 2.0  # reaching twice the best real activation is as good as it gets
+SHORT = 4        # a setting's first run takes a quarter of the steps (successive halving's first rung)
+FINALISTS = 2    # per group, the best first runs that run again at full length, with the median one
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,13 @@ class SearchSpace:
 class GroupSearch:
     """How each trial scored on one group's units (NaN where the group had no live unit to score)."""
 
-    scores: list[float]    # the criterion in the module docstring, per trial
-    ratios: list[float]    # median over live units of reached / best real activation (uncapped)
-    hf: list[float]        # median high-frequency energy of the live units' images
-    best: int              # index of the best trial (the first of equal scores); -1: no trial could score
+    scores: list[float]    # the criterion in the module docstring, per trial, after its first run
+    ratios: list[float]    # median over live units of reached / best real activation (uncapped), likewise
+    hf: list[float]        # median high-frequency energy of the live units' images, likewise
+    best: int              # the chosen trial: the best at full length (-1: no trial could score)
+    final_trials: list[int]     # the trials run at full length for this group: its finalists and median trial
+    final_scores: list[float]   # their scores at full length, in that order
+    median_score: float    # the yardstick: the median trial's score at full length (NaN: nothing scored)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class SearchResult:
 
     trials: list[Settings]
     groups: list[GroupSearch]
+    short_steps: int       # the steps of the first, short runs (the full length when there was one rung)
 
 
 def score(reached: torch.Tensor, best_real: torch.Tensor, images: torch.Tensor) -> tuple[float, float, float]:
@@ -99,41 +106,84 @@ def search(model: nn.Module, groups: Sequence[Sequence[Unit]], trials: int, seed
            input_shape: tuple[int, int, int], mean: float | Sequence[float], std: float | Sequence[float],
            maxima: Sequence[UnitMaxima], base: Settings | None = None, space: SearchSpace | None = None,
            chunk_size: int = DEFAULT_CHUNK_SIZE, precision: torch.dtype = torch.float32,
-           progress: Callable[[list[Settings]], Iterable[Settings]] = iter,
+           progress: Callable[[list[Settings], str], Iterable[Settings]] = lambda runs, _: iter(runs),
            windows: Mapping[str, Window] | None = None) -> SearchResult:
-    """Draw `trials` settings from `space` and render every group's units with each, all groups in one
-    batch and from the same starting noise (`seed`); each group is scored on its own units and keeps its
-    best trial, so a trial costs one render for every layer instead of one per layer. `maxima[i]` are
-    group i's real-image maxima; `precision` and `windows` as `render`'s. Deterministic: the draws come from `seed + 1`,
-    apart from the noise."""
+    """Draw `trials` settings from `space` and keep, for every group of units, the one that scores best.
+
+    Successive halving (Jamieson and Talwalkar 2016) in two rungs, so many settings cost little: every
+    setting first runs for 1/SHORT of `base.steps` on every group's units; then each group's FINALISTS
+    best settings and its median one run again for the full steps, on that group's units only, and the
+    group keeps the best of those full-length runs. The median trial's full-length score is the
+    yardstick the chosen setting is compared with. With FINALISTS + 1 trials or fewer, or too few steps
+    to shorten, every setting runs once at full length.
+
+    Every group's units render in one batch per setting, from the same starting noise (`seed`, drawn
+    per unit, so a unit's image does not depend on its batch), and each group is scored on its own
+    units. `maxima[i]` are group i's real-image maxima; `precision` and `windows` as `render`'s;
+    `progress(runs, what)` wraps each rung's settings. Deterministic: the draws come from `seed + 1`."""
     if trials < 1:
         raise ValueError("trials must be >= 1")
     base, space = base or Settings(), space or SearchSpace()
-    units_ = [u for group in groups for u in group]
-    best = torch.cat([m.best for m in maxima]) if maxima else torch.zeros(0)
-    peak = torch.cat([m.peak for m in maxima]) if maxima else torch.zeros(0)
     draws = random.Random(seed + 1)
     settings = [space.draw(draws, base) for _ in range(trials)]
-    table: list[list[tuple[float, float, float]]] = [[] for _ in groups]
-    for trial, drawn in enumerate(progress(settings)):
-        if not units_:
-            break
+    short = base.steps // SHORT
+    two_rungs = trials > FINALISTS + 1 and short >= 1
+    first_steps = short if two_rungs else base.steps
+
+    def run(drawn: Settings, chosen: Sequence[int]) -> list[tuple[float, float, float]]:
+        """`drawn` rendered on the units of groups `chosen`, scored per group."""
+        units_ = [u for i in chosen for u in groups[i]]
+        best = torch.cat([maxima[i].best for i in chosen])
+        peak = torch.cat([maxima[i].peak for i in chosen])
         rendering = render(model, units_, input_shape, mean=mean, std=std, settings=drawn, seed=seed,
                            chunk_size=chunk_size, maxima=UnitMaxima(best, peak), precision=precision,
                            windows=windows)
         reached = torch.tensor([r.reached for r in rendering.records])
         # energy measured on what readers see, so channels weigh alike whatever their input std
         shown = torch.from_numpy(rendering.display).permute(0, 3, 1, 2).float() / 255
-        start = 0
-        for i, group in enumerate(groups):
-            part = slice(start, start + len(group))
-            start += len(group)
-            table[i].append(score(reached[part], best[part], shown[part]) if group else (math.nan,) * 3)
-        log.debug("optvis search trial %d scored", trial)
+        scored, start = [], 0
+        for i in chosen:
+            part = slice(start, start + len(groups[i]))
+            start += len(groups[i])
+            scored.append(score(reached[part], best[part], shown[part]))
+        return scored
+
+    filled = [i for i, group in enumerate(groups) if group]
+    first: list[list[tuple[float, float, float]]] = [[(math.nan,) * 3] * trials for _ in groups]
+    what = f"regularizer search, {first_steps}-step runs" if two_rungs else "regularizer search"
+    for trial, drawn in enumerate(progress([replace(t, steps=first_steps) for t in settings], what)):
+        if filled:
+            for i, scored in zip(filled, run(drawn, filled), strict=True):
+                first[i][trial] = scored
+    firsts = [[row[t][0] for t in range(trials)] for row in first]
+    # each group's full-length runs: its finalists and its median trial (all trials, with one rung)
+    finals: list[list[int]] = []
+    medians: list[int] = []
+    for scores in firsts:
+        ranked = sorted((t for t in range(trials) if scores[t] == scores[t]), key=lambda t: (-scores[t], t))
+        medians.append(ranked[len(ranked) // 2] if ranked else -1)
+        finals.append(list(dict.fromkeys(ranked[:FINALISTS] + ranked[len(ranked) // 2:][:1])) if two_rungs
+                      else ranked)
+    full = [dict.fromkeys(f, math.nan) for f in finals]
+    if two_rungs:
+        again = sorted({t for f in finals for t in f})
+        for trial, drawn in zip(again, progress([settings[t] for t in again], "regularizer search, finalists"),
+                                strict=True):
+            chosen = [i for i, f in enumerate(finals) if trial in f]
+            for i, scored in zip(chosen, run(drawn, chosen), strict=True):
+                full[i][trial] = scored[0]
+    else:
+        for i, f in enumerate(finals):
+            full[i] = {t: firsts[i][t] for t in f}
     results = []
-    for row in table:
-        scores = [float(s[0]) for s in row]
-        valid = [k for k, s in enumerate(scores) if s == s]
-        results.append(GroupSearch(scores, [float(s[1]) for s in row], [float(s[2]) for s in row],
-                                   max(valid, key=lambda k: scores[k]) if valid else -1))
-    return SearchResult(settings, results)
+    for i, row in enumerate(first):
+        runs = full[i]
+        best = max(runs, key=lambda t: (runs[t], -t)) if runs else -1
+        if two_rungs:
+            yardstick = runs[medians[i]] if medians[i] >= 0 else math.nan
+        else:
+            yardstick = statistics.median(runs.values()) if runs else math.nan
+        results.append(GroupSearch([s[0] for s in row], [s[1] for s in row], [s[2] for s in row], best,
+                                   list(runs), [runs[t] for t in runs], float(yardstick)))
+        log.debug("optvis search: group %d keeps trial %d", i, best)
+    return SearchResult(settings, results, first_steps)

@@ -295,9 +295,23 @@ def test_random_search_is_deterministic_and_scores_each_group_on_its_own_units(t
     for s in first.trials:
         assert space.lr[0] <= s.lr <= space.lr[1] and s.steps == 6 and s.param in space.params
         assert s.decay == 0 or space.decay[0] <= s.decay <= space.decay[1]
+    # successive halving: four settings run 6 // 4 = 1 step; each group's two best and its median one run again
+    # for the full 6 steps, and the group keeps the best of those
+    assert first.short_steps == 1
     for group in first.groups:
-        assert len(group.scores) == 4 and group.best == max(range(4), key=lambda k: group.scores[k])
-        assert all(0 <= hf <= 1 for hf in group.hf) and max(group.scores) <= 2
+        ranked = sorted(range(4), key=lambda k: (-group.scores[k], k))
+        assert len(group.scores) == 4 and group.final_trials == [*ranked[:2], ranked[2]]
+        assert group.best == max(group.final_trials, key=lambda k: group.final_scores[group.final_trials.index(k)])
+        assert group.median_score == group.final_scores[2]
+        assert all(0 <= hf <= 1 for hf in group.hf) and max(group.scores + group.final_scores) <= 2
+    # a full-length run scores what the same setting scores when every trial runs at full length
+    full = search(trained, [conv, fc], 3, seed=11, **kw)
+    assert full.short_steps == 6 and full.trials == first.trials[:3]
+    for group, whole in zip(first.groups, full.groups, strict=True):
+        assert sorted(whole.final_trials) == [0, 1, 2] and whole.best == max(range(3), key=lambda k: whole.scores[k])
+        for trial, value in zip(group.final_trials, group.final_scores, strict=True):
+            if trial < 3:
+                assert value == pytest.approx(whole.scores[trial], rel=1e-5)
     # a group scored alone gets the scores it gets beside the other: rows of a batch are independent
     alone = search(trained, [conv], 4, seed=11, **{**kw, "maxima": maxima[:1]})
     assert alone.trials == first.trials

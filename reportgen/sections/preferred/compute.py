@@ -41,7 +41,7 @@ from reportgen.optvis import (
 )
 from reportgen.optvis.hooks import forward_to
 from reportgen.optvis.regularizers import high_frequency_energy
-from reportgen.optvis.search import SearchResult, search
+from reportgen.optvis.search import FINALISTS, SearchResult, search
 from reportgen.progress import track
 
 log = logging.getLogger("reportgen")
@@ -133,6 +133,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
         "steps": cfg.steps,
         "precision": str(precision).removeprefix("torch."),
         "trials": [t.as_dict() for t in trials],
+        "search_steps": searched.short_steps, "search_finalists": FINALISTS,
         "search_units": cfg.search_units,
         "class_seeds": cfg.class_seeds,
         "test_images": len(images),
@@ -204,7 +205,7 @@ def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], c
     sampled = [UnitMaxima(m.best[s], m.peak[s]) for m, s in zip(maxima, samples, strict=True)]
     return search(net, groups, cfg.trials, cfg.seed, input_shape=shape, mean=mean, std=std, maxima=sampled,
                   base=base, space=space, chunk_size=chunk_size, precision=precision, windows=windows,
-                  progress=lambda trials: track(trials, desc="regularizer search", unit="trial"))
+                  progress=lambda runs, what: track(runs, desc=what, unit="trial"))
 
 
 def receptive_windows(net: nn.Module, layers: list[UnitLayer], fields: dict[str, Any],

@@ -55,6 +55,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "class_seeds": cfg.class_seeds, "objective": cfg.objective, "parameterization": cfg.parameterization,
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
                "precision": first.get("precision", "float32"),
+               "search_steps": first.get("search_steps", cfg.steps), "finalists": first.get("search_finalists", 0),
                "class_names": first.get("class_names", []),
                "class_units": class_units(models, classes, classes_drawn)}
     return Section("preferred", context, pages, [*drawn, classes_drawn], panels, notes)
@@ -111,8 +112,11 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
         flat = int(inputs.flat[:, 0].sum())
         ratios = inputs.ratios()
         all_ratios += ratios.tolist()
-        scores = [s for s in layer["search"]["scores"] if s == s]
-        best = layer["search"]["best"]
+        searched = layer["search"]
+        scores = [s for s in searched["scores"] if s == s]
+        best = searched["best"]
+        full = dict(zip(searched["final_trials"], searched["final_scores"], strict=True))
+        yardstick = searched["median_score"]
         layers.append({
             "name": layer["name"], "units": layer["units"], "shown": layer["shown"], "dead": dead, "flat": flat,
             "flagged": int(inputs.flagged.sum()),
@@ -121,7 +125,9 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
             "beyond_best": int((ratios >= 1).sum()),
             "settings": _settings_row(layer["settings"]),
             "searched": best >= 0,
-            "score": layer["search"]["scores"][best] if best >= 0 else None,
+            "score": full[best] if best >= 0 else None,
+            # the yardstick of the chosen setting: the median trial, also at full length (None: nothing scored)
+            "median_score": yardstick if best >= 0 and yardstick == yardstick else None,
             "scores": {"min": min(scores), "median": statistics.median(scores), "max": max(scores),
                        "n": len(scores)} if scores else None,
             "crop": layer["box"] and [layer["box"][2] - layer["box"][0], layer["box"][3] - layer["box"][1]],
@@ -129,8 +135,14 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
             "seed_check": _seed_check(layer.get("seed_check")),
         })
     units = sum(layer["units"] for layer in layers)
+    pairs = [(layer["score"], layer["median_score"]) for layer in layers if layer["median_score"] is not None]
     return {
         "name": model.name, "key": model.key, "layers": layers, "units": units,
+        # the search's yield over the layers: median scores of the chosen and the median settings, and in how
+        # many layers the chosen one did better (a score difference, defined where the median trial scored 0)
+        "search": {"chosen": statistics.median(c for c, _ in pairs), "median": statistics.median(m for _, m in pairs),
+                   "better": sum(c > m for c, m in pairs), "layers": len(pairs),
+                   "everywhere": all(c > m for c, m in pairs)} if pairs else None,
         "shown": sum(layer["shown"] for layer in layers),
         "sampled": [layer for layer in layers if layer["shown"] < layer["units"]],
         "dead": sum(layer["dead"] for layer in layers), "flat": sum(layer["flat"] for layer in layers),

@@ -31,6 +31,25 @@ def test_post_shows_section_two(tiny_site: BuiltSite) -> None:
     assert search.count('<th scope="row">') == 7 + 9  # every layer of both models
     assert re.search(r"\d\.\d+ / \d\.\d+ / \d\.\d+", search)  # the spread of trial scores
     assert "for 4 Adam steps" in html and "up to 2 units per layer" in html  # the settings used, said
+    # successive halving: 4 trials of 1 step, then per layer its 2 best and its median one at the full 4 steps;
+    # each row shows the chosen setting's full-length score and the median trial's, and the text their medians
+    assert "first ran for 1 Adam step on" in html and "ran again for the\nfull 4 steps" in html
+    chosen, medians = [], []
+    for computed, rows in zip(tiny_site.stages("preferred"), search.split('<th scope="rowgroup"')[1:], strict=True):
+        summary = json.loads(computed.file("preferred.json").read_text())
+        assert summary["search_steps"] == 1 and len(summary["trials"]) == 4
+        for layer in summary["layers"]:
+            found = layer["search"]
+            full = dict(zip(found["final_trials"], found["final_scores"], strict=True))
+            assert found["best"] in full and full[found["best"]] == max(full.values()) >= found["median_score"]
+            row = re.search(rf'<th scope="row">{layer["name"]}</th>(.*?)</tr>', rows).group(1)
+            cells = re.findall(r"<td>([^<]*)</td>", row)
+            assert cells[-3:-1] == [str(round(full[found["best"]], 3)), str(round(found["median_score"], 3))]
+        chosen.append(np.median([dict(zip(la["search"]["final_trials"], la["search"]["final_scores"],
+                                          strict=True))[la["search"]["best"]] for la in summary["layers"]]))
+        medians.append(np.median([la["search"]["median_score"] for la in summary["layers"]]))
+    assert (f"score a median of {chosen[0]:.2f} in Model I and {chosen[1]:.2f} in Model II,\nagainst "
+            f"{medians[0]:.2f} and {medians[1]:.2f} for the median trials") in html
     # the movies: a <video> with a poster, a caption and a text alternative, links to graph and atlas pages
     for key in ("model-i", "model-ii"):
         assert f'<source src="figures/preferred/{key}/graph.mp4" type="video/mp4">' in html
