@@ -19,14 +19,18 @@ import time
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from reportgen.nets.architectures import create_model
 from reportgen.nets.layers import find_layer, receptive_fields, unit_layers
-from reportgen.optvis import DEFAULT_CHUNK_SIZE, Settings, Unit, render
+from reportgen.optvis import DEFAULT_CHUNK_SIZE, Rendering, Settings, Unit, render
+from reportgen.optvis.hooks import forward_to
+from reportgen.optvis.regularizers import high_frequency_energy
 from reportgen.sections.preferred.compute import receptive_windows
 
+SEED_UNITS = 8  # units drawn again from a second seed for the seed agreement of row (a)
 Seconds = tuple[float, float]  # (wall, this process's CPU): CPU time is what other jobs on the machine disturb least
 
 
@@ -54,12 +58,45 @@ def _model(width: float, channels: int, side: int) -> nn.Module:
 
 
 def _ours(model: nn.Module, units: list[Unit], shape: tuple[int, int, int], settings: Settings,
-          chunk_size: int) -> Seconds:
-    return _timed(lambda: render(model, units, shape, mean=0.5, std=0.25, settings=settings, chunk_size=chunk_size))
+          chunk_size: int, **kw: object) -> tuple[Seconds, Rendering]:
+    made: list[Rendering] = []
+    seconds = _timed(lambda: made.append(render(model, units, shape, mean=0.5, std=0.25, settings=settings,
+                                                chunk_size=chunk_size, **kw)))
+    return seconds, made[0]
 
 
-def _ours_loop(model: nn.Module, units: list[Unit], shape: tuple[int, int, int], settings: Settings) -> Seconds:
-    return _timed(lambda: [render(model, [u], shape, mean=0.5, std=0.25, settings=settings) for u in units])
+def _ours_loop(model: nn.Module, units: list[Unit], shape: tuple[int, int, int],
+               settings: Settings) -> tuple[Seconds, list[float], np.ndarray]:
+    made: list[Rendering] = []
+    seconds = _timed(lambda: made.extend(render(model, [u], shape, mean=0.5, std=0.25, settings=settings)
+                                         for u in units))
+    return seconds, [r.records[0].reached for r in made], np.concatenate([r.display for r in made])
+
+
+def _quality(reached: list[float], display: np.ndarray) -> str:
+    """What the pictures are worth, beside the speed: the median activation reached (the same model and
+    units, so engines compare) and the median share of spectral energy above half the Nyquist frequency
+    (white noise ~80%), so an optimization that makes pictures worse shows up next to its speed."""
+    pictures = torch.from_numpy(display).permute(0, 3, 1, 2).float() / 255
+    return (f"median reached {float(np.median(reached)):7.3f}, high-frequency energy "
+            f"{100 * float(high_frequency_energy(pictures).median()):4.1f}%")
+
+
+def _seed_agreement(model: nn.Module, units: list[Unit], shape: tuple[int, int, int], settings: Settings,
+                    first: np.ndarray) -> str:
+    """How alike the network finds two seeds' pictures of each unit: the correlation of the layer's
+    responses to them (where the objective reads the layer), against different units' first pictures."""
+    second = render(model, units, shape, mean=0.5, std=0.25, settings=settings, seed=1).display
+    x = (torch.from_numpy(np.concatenate([first, second])).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        out = forward_to(model, x, [units[0].path], grad=False)[units[0].path].float()
+    out = out.mean((2, 3)) if out.dim() == 4 else out
+    patterns = out - out.mean(1, keepdim=True)
+    patterns = patterns / patterns.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    a, b = patterns[:len(units)], patterns[len(units):]
+    between = a @ a.T
+    different = between[~torch.eye(len(units), dtype=torch.bool)].mean()
+    return f"seeds alike {float((a * b).sum(1).mean()):.2f} (different units {float(different):.2f})"
 
 
 def _lucent(model: nn.Module, units: list[Unit], side: int, channels: int, steps: int) -> Seconds | str:
@@ -112,14 +149,21 @@ def _compare(title: str, width: float, channels: int, side: int, layer: str, bat
     sweep_settings = Settings(**{**settings.as_dict(), "steps": max(steps // 4, 4)})
     _ours(model, units[:4], shape, Settings(**{**settings.as_dict(), "steps": 2}), 4)  # warm-up
     for size in chunk_sizes:
-        seconds = _ours(model, units, shape, sweep_settings, size)
+        seconds, _ = _ours(model, units, shape, sweep_settings, size)
         print(f"  chunk {size:4d}: {_show(_rate(len(units), sweep_settings.steps, seconds))}")
 
-    batched = _rate(len(units), steps, _ours(model, units, shape, settings, DEFAULT_CHUNK_SIZE))
-    loop = _rate(sample, steps, _ours_loop(model, units[:sample], shape, settings))
+    seconds, made = _ours(model, units, shape, settings, DEFAULT_CHUNK_SIZE)
+    batched = _rate(len(units), steps, seconds)
+    seconds, loop_reached, loop_display = _ours_loop(model, units[:sample], shape, settings)
+    loop = _rate(sample, steps, seconds)
     lucent = _lucent(model, units[:sample], side, channels, steps)
+    reached = [r.reached for r in made.records]
     print(f"(a) batched engine, chunk {DEFAULT_CHUNK_SIZE}, {len(units)} units: {_show(batched)}")
+    print(f"    quality: {_quality(reached, made.display)}; "
+          f"{_seed_agreement(model, units[:SEED_UNITS], shape, settings, made.display[:SEED_UNITS])}")
     print(f"(b) one unit at a time, {sample} units:       {_show(loop)}; batched is {_times(batched, loop)}")
+    print(f"    quality: {_quality(loop_reached, loop_display)}; the batched engine on the same units: "
+          f"{_quality(reached[:sample], made.display[:sample])}")
     if isinstance(lucent, str):
         print(f"(c) torch-lucent render_vis: {lucent}")
     else:
@@ -128,13 +172,18 @@ def _compare(title: str, width: float, channels: int, side: int, layer: str, bat
     # section 2's default objective, the centre neuron, on the receptive-field crop it sees
     centre = Settings(**{**settings.as_dict(), "reduce": "center"})
     windows = receptive_windows(model, [found], receptive_fields(model, shape), shape)
-    whole = _rate(len(units), steps, _ours(model, units, shape, centre, DEFAULT_CHUNK_SIZE))
+    seconds, full = _ours(model, units, shape, centre, DEFAULT_CHUNK_SIZE)
+    whole = _rate(len(units), steps, seconds)
     if found.path in windows:
         w = windows[found.path]
-        cropped = _rate(len(units), steps, _timed(lambda: render(model, units, shape, mean=0.5, std=0.25,
-                                                                  settings=centre, windows=windows)))
+        seconds, crop = _ours(model, units, shape, centre, DEFAULT_CHUNK_SIZE, windows=windows)
+        cropped = _rate(len(units), steps, seconds)
         print(f"(d) centre objective, whole image: {_show(whole)}; on its {w.bottom - w.top}x{w.right - w.left} "
               f"receptive-field window: {_show(cropped)}, {_times(cropped, whole)}")
+        inside = (slice(None), slice(w.top, w.bottom), slice(w.left, w.right))
+        print(f"    quality inside the window, whole image: "
+              f"{_quality([r.reached for r in full.records], full.display[inside])}; window: "
+              f"{_quality([r.reached for r in crop.records], crop.display[inside])}")
     else:
         print(f"(d) centre objective, whole image: {_show(whole)}; no window (the receptive field covers the image)")
 

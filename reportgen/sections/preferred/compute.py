@@ -133,7 +133,7 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
         "steps": cfg.steps,
         "precision": str(precision).removeprefix("torch."),
         "trials": [t.as_dict() for t in trials],
-        "search_steps": searched.short_steps, "search_finalists": FINALISTS,
+        "search_steps": searched.short_steps, "search_finalists": FINALISTS, "high_frequency_min_side": HF_MIN_SIDE,
         "search_units": cfg.search_units,
         "class_seeds": cfg.class_seeds,
         "test_images": len(images),
@@ -142,7 +142,8 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
                     "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
                     "box": _crop(layer, fields, shape, cfg.objective),
                     "window": list(vars(windows[layer.path]).values()) if layer.path in windows else None,
-                    "settings": chosen[i].as_dict(), "search": vars(searches[i]), "seed_check": checks[i]}
+                    "settings": chosen[i].as_dict(), "search": vars(searches[i]), "seed_check": checks[i],
+                    "high_frequency": high_frequency(results[i], images, _crop(layer, fields, shape, cfg.objective))}
                    for i, layer in enumerate(layers)],
         "seconds": {"load_and_maxima": clock["maxima"] - clock["start"], "windows": clock["windows"] - clock["maxima"],
                     "search": clock["search"] - clock["windows"],
@@ -189,6 +190,27 @@ def seed_check(net: nn.Module, layer: UnitLayer, settings: Settings, inputs: Lay
     between = first @ first.T
     return {"units": inputs.unit[rows].tolist(), "same": [float(v) for v in (first * again).sum(1)],
             "different": float(between[~np.eye(len(rows), dtype=bool)].mean())}
+
+
+# Smallest crop side whose spectrum says something: a 3x3 crop has no frequency below half the Nyquist
+# frequency but 0, so any picture and any test image would score 100% there
+HF_MIN_SIDE = 8
+
+
+def high_frequency(inputs: LayerInputs, test_images: np.ndarray, box: list[int] | None) -> dict[str, float] | None:
+    """How noise-like a layer's pictures are beside the data: the median share of spectral energy above
+    half the Nyquist frequency (`optvis.high_frequency_energy`) of its live units' pictures (first seed)
+    and of the test images, both cut to the crop the pictures show (`box`), as readers see them."""
+    live = ~inputs.dead
+    top, left, bottom, right = box or (0, 0, test_images.shape[1], test_images.shape[2])
+    if not live.any() or not len(test_images) or min(bottom - top, right - left) < HF_MIN_SIDE:
+        return None
+
+    def median(pictures: np.ndarray) -> float:  # uint8 (N, H, W, C)
+        x = torch.from_numpy(np.ascontiguousarray(pictures[:, top:bottom, left:right])).permute(0, 3, 1, 2)
+        return float(high_frequency_energy(x.float() / 255).median())
+
+    return {"inputs": median(inputs.images[live, 0]), "test": median(test_images)}
 
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,
@@ -337,17 +359,22 @@ def keyed(cfg: PreferredConfig) -> PreferredConfig:
 CLASS_KINDS = ("bare", "decay", "blur", "norm_clip", "contrib_clip", "regularized")
 
 
+# the strength of a prior the search turned off, where the ladder of priors adds it all the same
+PRIOR_DEFAULTS = {"decay": 0.01, "blur_every": 4, "clip_pct": 20.0}
+
+
 def prior_settings(chosen: Settings) -> dict[str, Settings]:
-    """The ascents of CLASS_KINDS but the last: the chosen setting's steps, step size, parameterization
-    and jitter with no prior ('bare': pixels and no jitter either), then L2 decay, + blur, + clipping of
-    small-norm pixels, + clipping of small contributions, each at the chosen strength where the search
-    turned it on, else at a moderate one (decay 0.01, blur every 4 steps, 20% clipped)."""
-    off = replace(chosen, decay=0.0, blur_every=0, norm_clip_pct=0.0, contrib_clip_pct=0.0)
-    decay = replace(off, decay=chosen.decay or 0.01)
-    blur = replace(decay, blur_every=chosen.blur_every or 4, blur_sigma=chosen.blur_sigma)
-    norm_clip = replace(blur, norm_clip_pct=chosen.norm_clip_pct or 20.0)
-    return {"bare": replace(off, param="pixel", jitter=0), "decay": decay, "blur": blur, "norm_clip": norm_clip,
-            "contrib_clip": replace(norm_clip, contrib_clip_pct=chosen.contrib_clip_pct or 20.0)}
+    """The ascents of CLASS_KINDS but the last, each one change from the one before: the chosen setting's
+    steps and step size in pixel space with no jitter and no prior ('bare'), then L2 decay, + blur,
+    + clipping of small-norm pixels, + clipping of small contributions, each at the chosen strength
+    where the search turned it on, else at PRIOR_DEFAULTS'. The searched setting ('regularized') has
+    its own parameterization and jitter besides."""
+    bare = replace(chosen, decay=0.0, blur_every=0, norm_clip_pct=0.0, contrib_clip_pct=0.0, param="pixel", jitter=0)
+    decay = replace(bare, decay=chosen.decay or PRIOR_DEFAULTS["decay"])
+    blur = replace(decay, blur_every=chosen.blur_every or PRIOR_DEFAULTS["blur_every"], blur_sigma=chosen.blur_sigma)
+    norm_clip = replace(blur, norm_clip_pct=chosen.norm_clip_pct or PRIOR_DEFAULTS["clip_pct"])
+    return {"bare": bare, "decay": decay, "blur": blur, "norm_clip": norm_clip,
+            "contrib_clip": replace(norm_clip, contrib_clip_pct=chosen.contrib_clip_pct or PRIOR_DEFAULTS["clip_pct"])}
 
 
 def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> dict[str, Any]:
@@ -360,7 +387,7 @@ def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> 
     device = torch.device(params["device"])
     models = [load_model(a.file(a.manifest["file"]), device) for a in arts[0::2]]
     results = [read(a) for a in arts[1::2]]
-    arrays, summary = {}, {"kinds": list(CLASS_KINDS), "models": []}
+    arrays, summary = {}, {"kinds": list(CLASS_KINDS), "models": [], "prior_defaults": PRIOR_DEFAULTS}
     with torch_threads(params["threads"]):
         for i, (trained, result) in enumerate(zip(models, results, strict=True)):
             last, inputs = result.summary["layers"][-1], result.layers[-1]
@@ -369,7 +396,12 @@ def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> 
             units_ = [Unit(last["path"], int(u)) for u in inputs.unit]
             images = {"regularized": inputs.images[:, 0]}
             reached = {"regularized": inputs.reached[:, 0].tolist()}
-            entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(), "settings": {}}
+            # the priors the search turned off, which the ladder adds at PRIOR_DEFAULTS' strengths
+            off = [name for name, value in (("decay", chosen.decay), ("blur", chosen.blur_every),
+                                            ("norm_clip", chosen.norm_clip_pct),
+                                            ("contrib_clip", chosen.contrib_clip_pct)) if not value]
+            entry: dict[str, Any] = {"classes": len(inputs.unit), "best": inputs.best.tolist(), "settings": {},
+                                     "defaulted": off, "searched": {"param": chosen.param, "jitter": chosen.jitter}}
             for kind, settings in prior_settings(chosen).items():
                 rendering = render(trained.network, units_, trained.input_shape, mean=norm.mean.flatten().tolist(),
                                    std=norm.std.flatten().tolist(), settings=settings, seed=params["seed"])

@@ -56,6 +56,7 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "edges": cfg.edges, "test_images": first.get("test_images", 0),
                "precision": first.get("precision", "float32"),
                "search_steps": first.get("search_steps", cfg.steps), "finalists": first.get("search_finalists", 0),
+               "hf_min_side": first.get("high_frequency_min_side", 0),
                "class_names": first.get("class_names", []),
                "class_units": class_units(models, classes, classes_drawn)}
     return Section("preferred", context, pages, [*drawn, classes_drawn], panels, notes)
@@ -86,6 +87,8 @@ def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -
                      "different": f"{agreement['different']:.2f}",
                      "stable": bool(ci is not None and ci.low > agreement["different"])}
         out.append({"name": model.name, "key": model.key, "classes": entry["classes"], "kinds": kinds, "seeds": seeds,
+                    "defaulted": [PRIOR_NAMES[k].removeprefix("+ ") for k in entry["defaulted"]],
+                    "searched": entry["searched"], "prior_defaults": summary["prior_defaults"],
                     "src": f"figures/preferred/priors/{model.key}.png", "width": width, "height": height})
     return out
 
@@ -133,9 +136,11 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
             "crop": layer["box"] and [layer["box"][2] - layer["box"][0], layer["box"][3] - layer["box"][1]],
             "atlas": atlas_path(model.key, layer["name"]),
             "seed_check": _seed_check(layer.get("seed_check")),
+            "high_frequency": layer.get("high_frequency"),
         })
     units = sum(layer["units"] for layer in layers)
     pairs = [(layer["score"], layer["median_score"]) for layer in layers if layer["median_score"] is not None]
+    energies = [layer["high_frequency"] for layer in layers if layer["high_frequency"]]
     return {
         "name": model.name, "key": model.key, "layers": layers, "units": units,
         # the search's yield over the layers: median scores of the chosen and the median settings, and in how
@@ -143,6 +148,11 @@ def _model_context(model: ModelRecord, result: PreferredInputs, graph: dict[str,
         "search": {"chosen": statistics.median(c for c, _ in pairs), "median": statistics.median(m for _, m in pairs),
                    "better": sum(c > m for c, m in pairs), "layers": len(pairs),
                    "everywhere": all(c > m for c, m in pairs)} if pairs else None,
+        # how noise-like the pictures are beside the data, over the layers measured
+        "high_frequency": {"inputs": statistics.median(e["inputs"] for e in energies),
+                           "test": statistics.median(e["test"] for e in energies),
+                           "noisier": sum(e["inputs"] > e["test"] for e in energies),
+                           "layers": len(energies)} if energies else None,
         "shown": sum(layer["shown"] for layer in layers),
         "sampled": [layer for layer in layers if layer["shown"] < layer["units"]],
         "dead": sum(layer["dead"] for layer in layers), "flat": sum(layer["flat"] for layer in layers),

@@ -77,23 +77,30 @@ def choose(cfg: ResponsesConfig, group: Sequence[str], class_names: Sequence[str
     check_classes(cfg, class_names)
     mixed = confusions(predictions, len(names))
     mixed = mixed + mixed.T
+    # what the choice rests on, so that the post can say where a tie decided it
+    ties: dict[str, Any] = {"pair": [], "pair_count": None, "third": [], "third_count": None}
     if cfg.classes:
         a, b = names.index(cfg.classes[0]), names.index(cfg.classes[1])
     else:  # the most confused pair; ties go to the lower class indices
         pairs = [(int(mixed[i, j]), -i, -j) for i in range(len(names)) for j in range(i + 1, len(names))]
-        _, a, b = max(pairs)
+        count, a, b = max(pairs)
         a, b = -a, -b
+        ties["pair"] = [[-i, -j] for n, i, j in sorted(pairs, reverse=True) if n == count and (-i, -j) != (a, b)]
+        ties["pair_count"] = count
     rest = [c for c in range(len(names)) if c not in (a, b)]
     if cfg.third:
         third = names.index(cfg.third)
     elif rest:  # the class least confused with A and B: the write-up's non-faces beside two face classes
         third = min(rest, key=lambda c: (int(mixed[c, a] + mixed[c, b]), c))
+        ties["third_count"] = int(mixed[third, a] + mixed[third, b])
+        ties["third"] = [c for c in rest if c != third and int(mixed[c, a] + mixed[c, b]) == ties["third_count"]]
     else:
         third = -1
     members = [c for c in (cfg.group or group) if c in names] or [names[a], names[b]]
     return {"a": a, "b": b, "third": third, "per_class": cfg.per_class, "low_confidence": cfg.low_confidence,
             "k": cfg.k, "feature_layer": cfg.feature_layer, "group": members, "min_fraction": cfg.min_fraction,
-            "patches": cfg.patches, "atlas_gradients": cfg.atlas_gradients, "atlas_method": cfg.atlas_method}
+            "patches": cfg.patches, "atlas_gradients": cfg.atlas_gradients, "atlas_method": cfg.atlas_method,
+            "ties": ties}
 
 
 def _ranked(labels: np.ndarray, probs: np.ndarray, c: int) -> np.ndarray:
@@ -202,7 +209,7 @@ def responses_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact,
     accuracy = class_accuracy(rec)
     summary = {
         "classes": list(trained.class_names), "a": settings["a"], "b": settings["b"], "third": settings["third"],
-        "group": settings["group"], "min_fraction": settings["min_fraction"], **chosen,
+        "group": settings["group"], "min_fraction": settings["min_fraction"], "ties": settings["ties"], **chosen,
         "feature_layer": feature.name, "k": rec.k, "layers": layers_info,
         "accuracy": [None if np.isnan(v) else float(v) for v in accuracy],
         "test_counts": rec.class_counts.tolist(),

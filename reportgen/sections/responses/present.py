@@ -69,7 +69,11 @@ def section(cfg: ResponsesConfig, records: Sequence[ModelRecord], computed: Sequ
         "models": models,
         "a": names[first["a"]], "b": names[first["b"]],
         "third": names[first["third"]] if first["third"] >= 0 else "",
-        "chosen": not cfg.classes,
+        "chosen": not cfg.classes, "third_chosen": not cfg.third,
+        # pairs and classes the choice was tied with (lower class indices break ties)
+        "pair_ties": [f"{names[i]} and {names[j]}" for i, j in first["ties"]["pair"]],
+        "pair_count": first["ties"]["pair_count"],
+        "third_ties": [names[c] for c in first["ties"]["third"]], "third_count": first["ties"]["third_count"],
         "group": first["group"], "min_fraction": first["min_fraction"], "k": first["k"],
         "threshold": cfg.threshold, "few_classes": len(names) < RANK_ALL_BELOW, "classes": len(names),
         "preference_side": PREFERENCE_SIDE, "min_interval_classes": MIN_CLASSES_FOR_INTERVAL,
@@ -260,6 +264,7 @@ def _layer_claims(layer: dict[str, Any], claim: dict[str, Any], corr: list[list[
         "gap_high": gap.high if gap else float("nan"),
         "gap_text": f"{_num(gap.estimate)} [{_num(gap.low)}, {_num(gap.high)}]" if gap else
         (f"{_num(estimate)} (no interval: {len(gaps)} classes)" if gaps else "n/a"),
+        "between_value": claim["between"] if claim["between"] is not None else float("nan"),
         "selectivity": _num(claim["mean_selectivity"]), "selective": claim["selective"],
         "group": claim["group"], "group_only": claim["group_only"], "single": claim["single"],
         "single_a": single[a], "single_b": single[b], "none": claim["none"],
@@ -281,6 +286,13 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
             "intervals": bool(np.isfinite(low_fc["gap_low"]) and np.isfinite(top_conv["gap_high"])),
             "conv": top_conv, "fc": low_fc,
         }
+        # the claim as the write-up put it: convolutional patterns look random from image to image, fully
+        # connected ones much more alike; read as two images of different classes correlating less in every
+        # convolutional layer than in any fully connected one
+        alike_conv = max(conv, key=lambda c: c["between_value"])
+        apart_fc = min(fc, key=lambda c: c["between_value"])
+        out["literal"] = {"held": alike_conv["between_value"] < apart_fc["between_value"],
+                          "conv": alike_conv, "fc": apart_fc}
     hidden = [c for c in claims if c["kind"] == "fc"][:-1] or [c for c in claims if c["kind"] == "fc"]
     if hidden:
         last = hidden[-1]  # the write-up's FC6: the last hidden fully connected layer

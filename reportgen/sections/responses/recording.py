@@ -57,11 +57,12 @@ class LayerResponses:
     path: str
     kind: str                   # "conv" or "fc"
     shape: tuple[int, ...]      # output shape without the batch axis: (C, H, W) or (C,)
-    top_value: np.ndarray       # (C, k) float32 peaks, descending; nan where the test set has fewer than k images
+    top_value: np.ndarray       # (C, k) float32 peaks, descending; nan where missing: the test set has fewer
+    #                             than k images above the unit's lowest peak (a silent unit has none)
     top_image: np.ndarray       # (C, k) int64 test image indices; -1 where missing
     top_pos: np.ndarray         # (C, k, 2) int64 (row, column) of the peak in the map; (0, 0) for fc units
     mean: np.ndarray            # (C,) mean response over all images
-    max: np.ndarray             # (C,) largest peak (= top_value[:, 0])
+    max: np.ndarray             # (C,) largest peak (top_value[:, 0] where the unit has a top image)
     frac_active: np.ndarray     # (C,) fraction of images with peak > 0
     class_mean: np.ndarray      # (K, C) mean response over the images of each class
     class_active: np.ndarray    # (K, C) fraction of each class's images with peak > 0
@@ -155,6 +156,7 @@ class _Accumulator:
         self.top_flat = np.empty((c, 0), np.int64)  # flat position in the map
         self.sum = np.zeros(c)
         self.max = np.full(c, -np.inf)
+        self.min = np.full(c, np.inf)   # of the peaks: what a top image must beat to be one
         self.active = np.zeros(c, np.int64)
         self.class_sum = np.zeros((classes, c))
         self.class_active = np.zeros((classes, c), np.int64)
@@ -179,6 +181,7 @@ class _Accumulator:
         on = peak > 0
         self.sum += response.sum(0)
         self.max = np.maximum(self.max, peak.max(0))
+        self.min = np.minimum(self.min, peak.min(0))
         self.active += on.sum(0)
         self.class_sum += onehot.T @ response
         self.class_active += (onehot.T @ on).astype(np.int64)
@@ -209,6 +212,10 @@ class _Accumulator:
         missing = self.k - self.top_value.shape[1]
         top_value = np.pad(self.top_value, ((0, 0), (0, missing)), constant_values=np.nan)
         top_image = np.pad(self.top_image, ((0, 0), (0, missing)), constant_values=-1)
+        # an image that drives a unit no harder than its weakest image does is no top image: a silent ReLU
+        # unit's zeros would otherwise name the first k test images (all of the first class) as its top ones
+        floor = ~(top_value > self.min[:, None])
+        top_value[floor], top_image[floor] = np.nan, -1
         top_flat = np.pad(self.top_flat, ((0, 0), (0, missing)))
         width = self.layer.shape[2] if len(self.layer.shape) == 3 else 1
         top_pos = np.stack([top_flat // width, top_flat % width], axis=-1).astype(np.int64)

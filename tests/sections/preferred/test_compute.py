@@ -27,3 +27,28 @@ def test_edges_follow_the_weights_between_consecutive_layers() -> None:
     fc5 = net.fc5.linear.weight.detach().reshape(layers[6].units, layers[5].units, -1).sum(2)
     gain = net.fc5.bn.weight.detach() / torch.sqrt(net.fc5.bn.running_var + net.fc5.bn.eps)
     np.testing.assert_allclose(weights[6], (fc5 * gain[:, None]).numpy(), rtol=1e-5)
+
+
+def test_the_ladder_of_priors_changes_one_thing_at_a_time() -> None:
+    from dataclasses import asdict
+
+    from reportgen.optvis import Settings
+    from reportgen.sections.preferred.compute import CLASS_KINDS, PRIOR_DEFAULTS, prior_settings
+
+    chosen = Settings(steps=16, lr=0.1, param="fourier", jitter=2, decay=0.05, blur_every=0, norm_clip_pct=30.0,
+                      contrib_clip_pct=0.0)
+    ladder = prior_settings(chosen)
+    assert list(ladder) == list(CLASS_KINDS[:-1])
+    bare = ladder["bare"]
+    assert (bare.param, bare.jitter, bare.decay, bare.blur_every, bare.norm_clip_pct, bare.contrib_clip_pct) == \
+        ("pixel", 0, 0.0, 0, 0.0, 0.0) and (bare.steps, bare.lr) == (16, 0.1)
+    changed = {"decay": {"decay"}, "blur": {"blur_every"}, "norm_clip": {"norm_clip_pct"},
+               "contrib_clip": {"contrib_clip_pct"}}
+    kinds = list(ladder)
+    for before, kind in zip(kinds, kinds[1:], strict=False):
+        a, b = asdict(ladder[before]), asdict(ladder[kind])
+        assert {k for k in a if a[k] != b[k]} == changed[kind], kind
+    # the search's strength where it turned a prior on, the default where it did not
+    assert ladder["decay"].decay == 0.05 and ladder["norm_clip"].norm_clip_pct == 30.0
+    assert ladder["blur"].blur_every == PRIOR_DEFAULTS["blur_every"]
+    assert ladder["contrib_clip"].contrib_clip_pct == PRIOR_DEFAULTS["clip_pct"]

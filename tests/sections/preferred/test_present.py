@@ -182,3 +182,33 @@ def test_a_second_seed_of_sampled_units_says_how_stable_each_layers_pictures_are
                 assert f"seeds alike {same:.2f}" in row
                 assert ("unstable seeds" in row) == (same <= check["different"])
             assert f"{np.mean(check['same']):.2f} [" in html
+
+
+def test_each_layers_pictures_are_measured_for_noise_against_the_test_images(tiny_site: BuiltSite) -> None:
+    import torch
+
+    from reportgen.nets.data import Dataset
+    from reportgen.optvis.regularizers import high_frequency_energy
+
+    html = (tiny_site.site / POST / "index.html").read_text()
+    table = html[html.index('id="table-preferred-units"'):]
+    table = table[:table.index("</table>")]
+    (dataset,) = tiny_site.stages("data")
+    test_images, _ = Dataset.from_artifact(dataset).part("test")
+    measured = 0
+    for computed, rows in zip(tiny_site.stages("preferred"), table.split('<th scope="rowgroup"')[1:], strict=True):
+        summary = json.loads(computed.file("preferred.json").read_text())
+        side = summary["high_frequency_min_side"]
+        for layer in summary["layers"]:
+            energy = layer["high_frequency"]
+            top, left, bottom, right = layer["box"] or (0, 0, 16, 16)
+            cell = re.search(rf'>{layer["name"]}</a></th>(.*?)</tr>', rows).group(1).rsplit("<td>", 1)[1]
+            if min(bottom - top, right - left) < side:  # a crop too small for its spectrum to say anything
+                assert energy is None and cell.startswith("&mdash;")
+                continue
+            measured += 1
+            crops = torch.from_numpy(test_images[:, top:bottom, left:right].copy()).permute(0, 3, 1, 2).float() / 255
+            assert energy["test"] == pytest.approx(float(high_frequency_energy(crops).median()), abs=1e-6)
+            assert 0 <= energy["inputs"] <= 1
+            assert cell.startswith(f"{round(100 * energy['inputs'])}% ({round(100 * energy['test'])}%)")
+    assert measured >= 10  # the FC layers and the conv layers that see 8 pixels or more

@@ -33,6 +33,18 @@ def test_choose_takes_the_most_confused_pair_and_the_least_confused_third_class(
     assert (fixed["a"], fixed["b"], fixed["third"], fixed["group"]) == (1, 0, 3, ["a", "c"])
     with pytest.raises(SettingError, match="responses.classes: 'x' is not a class of the data"):
         compute.choose(ResponsesConfig(classes=("a", "x")), (), names, [_predictions(pairs)])
+    assert settings["ties"] == {"pair": [], "pair_count": 3, "third": [], "third_count": 0}
+    assert fixed["ties"]["pair"] == [] and fixed["ties"]["pair_count"] is None  # named by the config: no choice
+
+
+def test_a_choice_decided_by_a_tie_names_what_it_was_tied_with() -> None:
+    names = ("a", "b", "c", "d")
+    # 0/1 and 2/3 are each mixed up twice: the lower indices win, and the post must say 2/3 tied;
+    # neither 2 nor 3 is ever confused with 0 or 1, so the third class is a tie between them too
+    pairs = [(0, 1), (1, 0), (2, 3), (3, 2), (0, 0), (1, 1), (2, 2), (3, 3)]
+    settings = compute.choose(ResponsesConfig(), (), names, [_predictions(pairs)])
+    assert (settings["a"], settings["b"], settings["third"]) == (0, 1, 2)
+    assert settings["ties"] == {"pair": [[2, 3]], "pair_count": 2, "third": [3], "third_count": 0}
 
 
 def test_movie_images_are_ordered_by_probability_and_low_confidence_ones_are_the_least_probable() -> None:

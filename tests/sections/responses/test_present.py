@@ -15,6 +15,7 @@ import pytest
 from reportgen.drawing.video import accelerating_durations, frame_repeats
 from reportgen.sections.responses import compute, present
 from reportgen.sections.responses.compute import ResponseFrames
+from reportgen.sections.responses.recording import Responses
 from reportgen.sections.responses.draw import FIRST, FPS, LAST
 from tests.conftest import BuiltSite
 
@@ -55,7 +56,10 @@ def test_class_preference_table_and_counts_add_up(tiny_site: BuiltSite) -> None:
         for layer, prefs in zip(summary["layers"], summary["preferences"], strict=True):
             unit_counts = np.asarray(prefs["unit_counts"])
             assert unit_counts.shape == (layer["units"], len(summary["classes"]))
-            assert (unit_counts.sum(1) == k).all() and sum(prefs["counts"]) == layer["units"] * k
+            # up to k top images per unit: those above the unit's weakest image (a silent unit has none)
+            found = (Responses.load(computed.file("responses.npz")).layer(layer["name"]).top_image >= 0).sum(1)
+            assert (unit_counts.sum(1) == found).all() and sum(prefs["counts"]) == found.sum()
+            assert found.max() == k
             assert len(prefs["most"]) == len(prefs["least"]) == 5 and len(prefs["ranked"]) == 10
             assert f'<tr><th scope="row">{layer["name"]}</th><td>' in html
     assert 'class="preferences"' in html and "Most preferred first" in html and "Most avoided first" in html
@@ -176,3 +180,29 @@ def test_activated_units_as_their_preferred_inputs_grey_what_does_not_activate(t
             with Image.open(tiny_site.site / POST / src) as image:
                 assert list(image.size) == [figure["width"], figure["height"]]
     assert 'id="figure-activated-inputs-a"' in html
+
+
+def test_the_write_ups_correlation_claim_is_judged_as_written_and_by_the_gap(tiny_site: BuiltSite) -> None:
+    """Read literally, 'convolutional patterns look random from image to image, fully connected ones much
+    more correlated' is about how alike two images of different classes are, layer by layer: the post's
+    verdict must follow the table's between-class correlations."""
+    html = (tiny_site.site / POST / "index.html").read_text()
+    table = html[html.index('id="table-correlation"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r'<tr><th scope="row">([^<]+)</th><th scope="row">([^<]+)</th><td>[^<]*</td><td>([^<]+)</td>'
+                      r'<td>([^<]+)</td>', table)
+    failed = []
+    for name, computed in zip(("Model I", "Model II"), tiny_site.stages("responses"), strict=True):
+        summary = json.loads(computed.file("summary.json").read_text())
+        kinds = {la["name"]: la["kind"] for la in summary["layers"]}
+        mine = [(layer, float(between.replace("\u2212", "-"))) for model, layer, _, between in rows
+                if model == name and between != "n/a"]
+        conv = max(v for layer, v in mine if kinds[layer] == "conv")
+        fc = min(v for layer, v in mine if kinds[layer] == "fc")
+        if not conv < fc:
+            failed.append(name)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+    if failed:
+        assert f"Taken literally, the claim did not hold for {' and '.join(failed)}:" in text
+    else:
+        assert "Taken literally, the claim held for both models" in text

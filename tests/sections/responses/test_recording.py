@@ -88,14 +88,20 @@ def test_top_k_equals_a_brute_force_argsort_with_ties_to_the_lower_image() -> No
         got = rec.layer(layer.name)
         for c in range(layer.units):
             order = np.lexsort((np.arange(len(images)), -peak[:, c]))[:9]
-            assert got.top_image[c].tolist() == order.tolist(), (layer.name, c)
-            assert np.array_equal(got.top_value[c], peak[order, c])
+            # only images above the unit's weakest one are top images: a silent unit's zeros name none
+            order = order[peak[order, c] > peak[:, c].min()]
+            n = len(order)
+            assert got.top_image[c, :n].tolist() == order.tolist() and (got.top_image[c, n:] == -1).all()
+            assert np.array_equal(got.top_value[c, :n], peak[order, c]) and np.isnan(got.top_value[c, n:]).all()
             width = layer.shape[2] if layer.kind == "conv" else 1
-            assert got.top_pos[c].tolist() == [[w // width, w % width] for w in where[order, c]]
+            assert got.top_pos[c, :n].tolist() == [[w // width, w % width] for w in where[order, c]]
+        silent = np.flatnonzero(peak.max(0) <= 0)
+        assert (got.top_image[silent] == -1).all()
         # a duplicate (index >= 20) ties with its original, which must come first
         assert all(img - 20 in got.top_image[c, :j] for c in range(layer.units)
                    for j, img in enumerate(got.top_image[c]) if img >= 20)
         assert (got.top_image >= 20).any()
+    assert any((rec.layer(la.name).top_image == -1).all(1).any() for la in layers)  # some unit is silent
     small = record_responses(model, images[:5], labels[:5], MEAN, STD, class_names=NAMES, k=9)
     assert (small.layers[0].top_image[:, 5:] == -1).all() and np.isnan(small.layers[0].top_value[:, 5:]).all()
     # memory does not grow with the number of images (only labels and probabilities do)
@@ -127,17 +133,20 @@ def test_summaries_class_means_and_pattern_correlations_add_up() -> None:
     assert np.allclose(class_accuracy(rec), [((rec.probs.argmax(1) == labels)[labels == c]).mean() for c in range(3)])
 
 
-def test_class_preference_histograms_total_units_times_k() -> None:
+def test_class_preference_histograms_count_each_units_top_images() -> None:
     model, (images, labels) = _model(), _data(30, duplicate=False)
     rec = record_responses(model, images, labels, MEAN, STD, class_names=NAMES, k=9, batch_size=30)
     for layer in rec.layers:
         prefs = class_preferences(rec, layer.name, n=2)
-        assert prefs.unit_counts.shape == (layer.units, 3) and (prefs.unit_counts.sum(1) == 9).all()
-        assert prefs.counts.sum() == layer.units * 9 and prefs.expected.sum() == pytest.approx(layer.units * 9)
+        found = (layer.top_image >= 0).sum(1)  # a unit's top images: those above its weakest (up to 9)
+        assert prefs.unit_counts.shape == (layer.units, 3) and (prefs.unit_counts.sum(1) == found).all()
+        assert prefs.counts.sum() == found.sum() and prefs.expected.sum() == pytest.approx(found.sum())
         assert prefs.ratio[prefs.most[0]] == prefs.ratio.max() and prefs.ratio[prefs.least[0]] == prefs.ratio.min()
         assert len(prefs.most) == len(prefs.least) == 2
-    truth = labels[rec.layer("fc5").top_image[3]]
-    assert class_preferences(rec, "fc5").unit_counts[3].tolist() == np.bincount(truth, minlength=3).tolist()
+    top = rec.layer("fc5").top_image
+    unit = int(np.flatnonzero((top >= 0).all(1))[0])  # a unit with all 9 top images
+    truth = labels[top[unit]]
+    assert class_preferences(rec, "fc5").unit_counts[unit].tolist() == np.bincount(truth, minlength=3).tolist()
 
 
 def _synthetic(class_active: list[list[float]], class_mean: list[list[float]]) -> Responses:
