@@ -15,8 +15,8 @@ import pytest
 from reportgen.drawing.video import accelerating_durations, frame_repeats
 from reportgen.sections.responses import compute, present
 from reportgen.sections.responses.compute import ResponseFrames
-from reportgen.sections.responses.recording import Responses
 from reportgen.sections.responses.draw import FIRST, FPS, LAST
+from reportgen.sections.responses.recording import Responses
 from tests.conftest import BuiltSite
 
 POST = Path("posts") / "visualizing-two-cnns"
