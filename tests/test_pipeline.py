@@ -453,6 +453,8 @@ batch_size = 16
     text = html.unescape(re.sub(r"<[^>]+>", " ", pages["post"]))
     for name in HOSTILE:
         assert name in text, name  # class names: split table, confusion tables, augmentation sentence
+    # escaped once, never twice (a sentence that joins names the template already escaped)
+    assert not re.search(r"&amp;(#\d+|[a-z]+);", pages["post"]), re.search(r".{80}&amp;(#\d+|[a-z]+);", pages["post"])
     figures = site / "posts" / "visualizing-two-cnns" / "figures"
     assert (figures / "samples.png").is_file() and len(list(figures.glob("curves-*.png"))) == len(models)
     for svg in figures.glob("*.svg"):

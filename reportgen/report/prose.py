@@ -9,7 +9,7 @@ import html
 import re
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 
 class Text(str):
@@ -97,7 +97,14 @@ def times(n: int) -> str:
 
 
 def join_and(items: Any, conjunction: str = "and") -> str:
-    """"a", "a and b", "a, b and c"."""
+    """"a", "a and b", "a, b and c". Items a template already escaped (Markup: what its `~` operator makes)
+    stay as they are and the result is Markup, so nothing is escaped twice; plain strings are escaped then."""
+    items = list(items)
+    if any(isinstance(item, Markup) for item in items):
+        parts = [escape(item) for item in items]
+        if len(parts) <= 2:
+            return Markup(f" {conjunction} ").join(parts)
+        return Markup(", ").join(parts[:-1]) + Markup(f" {conjunction} ") + parts[-1]
     items = [str(item) for item in items]
     if len(items) <= 2:
         return f" {conjunction} ".join(items)

@@ -288,9 +288,11 @@ def verdicts(claims: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str,
         }
         # the claim as the write-up put it: convolutional patterns look random from image to image, fully
         # connected ones much more alike; read as two images of different classes correlating less in every
-        # convolutional layer than in any fully connected one
+        # convolutional layer than in any hidden fully connected one
+        # (hidden layers: an output layer's class scores of different classes are apart by design)
+        hidden_fc = fc[:-1] or fc
         alike_conv = max(conv, key=lambda c: c["between_value"])
-        apart_fc = min(fc, key=lambda c: c["between_value"])
+        apart_fc = min(hidden_fc, key=lambda c: c["between_value"])
         out["literal"] = {"held": alike_conv["between_value"] < apart_fc["between_value"],
                           "conv": alike_conv, "fc": apart_fc}
     hidden = [c for c in claims if c["kind"] == "fc"][:-1] or [c for c in claims if c["kind"] == "fc"]
