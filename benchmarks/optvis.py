@@ -7,8 +7,15 @@ Run from the repository root:
     PYTHONPATH=. python benchmarks/optvis.py            # about 5 minutes on 2 shared CPU cores
     PYTHONPATH=. python benchmarks/optvis.py --quick    # a smoke run, a minute
 
-torch-lucent is optional, for this script only (`pip install torch-lucent==0.1.8`); without it that
-row says why. Timings on a machine shared with other jobs are noisy: compare ratios, not seconds.
+Each engine's row carries what its pictures are worth beside its speed (the median activation
+reached, the high-frequency energy, and for the batched engine how alike two seeds' pictures are to
+the network), so an optimization that makes pictures worse shows up; row (a') is the precision the
+build runs ('auto': bfloat16 where the CPU computes in it), and the last lines say which of issue
+18's speed goals are met.
+
+torch-lucent is optional, for this script only: `pip install --no-deps torch-lucent==0.1.8
+kornia==0.4.1 kornia_rs` (lucent needs kornia's old API); without it that row says why. Timings on a
+machine shared with other jobs are noisy: compare ratios, not seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 from torch import nn
 
 from reportgen.nets.architectures import create_model
+from reportgen.nets.checkpoint import resolve_precision
 from reportgen.nets.layers import find_layer, receptive_fields, unit_layers
 from reportgen.optvis import DEFAULT_CHUNK_SIZE, Rendering, Settings, Unit, render
 from reportgen.optvis.hooks import forward_to
@@ -31,6 +39,10 @@ from reportgen.optvis.regularizers import high_frequency_energy
 from reportgen.sections.preferred.compute import receptive_windows
 
 SEED_UNITS = 8  # units drawn again from a second seed for the seed agreement of row (a)
+# issue 18's speed goals, as the build runs (wall-clock ratios): (section title prefix, against, at least)
+TARGETS = [("default size", "torch-lucent", 10.0), ("default size", "the one-unit loop", 5.0),
+           ("write-up size", "torch-lucent, on the window", 3.0)]
+GOALS: list[tuple[str, str, float]] = []  # (section, against, measured ratio), filled as the rows run
 Seconds = tuple[float, float]  # (wall, this process's CPU): CPU time is what other jobs on the machine disturb least
 
 
@@ -154,6 +166,10 @@ def _compare(title: str, width: float, channels: int, side: int, layer: str, bat
 
     seconds, made = _ours(model, units, shape, settings, DEFAULT_CHUNK_SIZE)
     batched = _rate(len(units), steps, seconds)
+    build = getattr(torch, resolve_precision("auto", "cpu"))  # what preferred.precision = 'auto' runs here
+    if build != torch.float32:
+        seconds, in_build = _ours(model, units, shape, settings, DEFAULT_CHUNK_SIZE, precision=build)
+        as_built = _rate(len(units), steps, seconds)
     seconds, loop_reached, loop_display = _ours_loop(model, units[:sample], shape, settings)
     loop = _rate(sample, steps, seconds)
     lucent = _lucent(model, units[:sample], side, channels, steps)
@@ -169,6 +185,15 @@ def _compare(title: str, width: float, channels: int, side: int, layer: str, bat
     else:
         rate = _rate(sample, steps, lucent)
         print(f"(c) torch-lucent render_vis, {sample} units:  {_show(rate)}; batched is {_times(batched, rate)}")
+    if build != torch.float32:
+        print(f"(a') batched engine in {str(build).removeprefix('torch.')}, as the build runs it here: "
+              f"{_show(as_built)}; {_times(as_built, batched)} float32, {_times(as_built, loop)} the one-unit loop"
+              + ("" if isinstance(lucent, str) else f", {_times(as_built, _rate(sample, steps, lucent))} torch-lucent"))
+        batched = as_built  # the goals below compare what the build runs
+        print(f"    quality: {_quality([r.reached for r in in_build.records], in_build.display)}")
+    if not isinstance(lucent, str):
+        GOALS.append((title, "torch-lucent", batched[0] / _rate(sample, steps, lucent)[0]))
+    GOALS.append((title, "the one-unit loop", batched[0] / loop[0]))
     # section 2's default objective, the centre neuron, on the receptive-field crop it sees
     centre = Settings(**{**settings.as_dict(), "reduce": "center"})
     windows = receptive_windows(model, [found], receptive_fields(model, shape), shape)
@@ -180,6 +205,8 @@ def _compare(title: str, width: float, channels: int, side: int, layer: str, bat
         cropped = _rate(len(units), steps, seconds)
         print(f"(d) centre objective, whole image: {_show(whole)}; on its {w.bottom - w.top}x{w.right - w.left} "
               f"receptive-field window: {_show(cropped)}, {_times(cropped, whole)}")
+        if not isinstance(lucent, str):
+            GOALS.append((title, "torch-lucent, on the window", cropped[0] / _rate(sample, steps, lucent)[0]))
         inside = (slice(None), slice(w.top, w.bottom), slice(w.left, w.right))
         print(f"    quality inside the window, whole image: "
               f"{_quality([r.reached for r in full.records], full.display[inside])}; window: "
@@ -205,6 +232,14 @@ def main() -> None:
              64 if args.quick else None, 4 if args.quick else 8, steps, [16, 64] if args.quick else [16, 64, 256])
     _compare("write-up size (a sample of units)", 1.0, 3, 96, "conv4", 8 if args.quick else 32,
              2 if args.quick else 4, 8 if args.quick else 16, [1, 8] if args.quick else [1, 8, 16, 32])
+    print("\n## goals (wall-clock ratios of what the build runs)")
+    for prefix, against, target in TARGETS:
+        for title, what, ratio in GOALS:
+            if title.startswith(prefix) and what == against:
+                verdict = "met" if ratio >= target else f"NOT met ({ratio / target:.0%} of the goal)"
+                print(f"  {title}: {ratio:.1f}x {against} (goal >= {target:g}x): {verdict}")
+        if not any(title.startswith(prefix) and what == against for title, what, _ in GOALS):
+            print(f"  {prefix}: against {against}: not measured (torch-lucent missing?)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
@@ -268,12 +269,57 @@ def render(model: nn.Module, units_: Sequence[Unit], input_shape: tuple[int, int
     return Rendering(images, to_display(images, m.flatten().tolist(), s.flatten().tolist()), records, settings)
 
 
+# Models whose forward cannot take a channels-last image (a `.view` of a conv map, say): found on their
+# first ascent, which then runs again in the default layout, and remembered for the process
+_CONTIGUOUS_ONLY: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
+@contextmanager
+def channels_last(model: nn.Module) -> Iterator[None]:
+    """The model's 4-D weights in channels-last layout, put back as they were afterwards. With the images
+    in that layout too, PyTorch's CPU max-pooling and bfloat16 convolutions vectorize over channels: the
+    default models' ascent ran 1.8x (conv4) and 2.1x (fc6) the unit-steps/s in bfloat16, 1.1x in float32.
+    The values are the same; only the memory order changes."""
+    # every 4-D weight, even one that already counts as channels-last: a 1-channel conv's (C, 1, k, k) weight
+    # does either way, and only its explicit strides make its output (and the max-pool after it) channels-last
+    kept = [(p, p.data) for p in model.parameters() if p.dim() == 4]
+    for p, data in kept:
+        p.data = data.contiguous(memory_format=torch.channels_last)
+        if p.data.data_ptr() == data.data_ptr():  # no copy was made: restride it explicitly
+            p.data = torch.empty_like(data, memory_format=torch.channels_last).copy_(data)
+    try:
+        yield
+    finally:
+        for p, data in kept:
+            p.data = data
+
+
 def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,
               bounds: tuple[torch.Tensor, torch.Tensor], device: torch.device, dtype: torch.dtype,
               extra: Objective | None, precision: torch.dtype = torch.float32, window: Window | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`_ascend` in channels-last layout, or in the default one for a model whose forward refuses it."""
+    if model not in _CONTIGUOUS_ONLY:
+        try:
+            with channels_last(model):
+                return _ascend(model, rows, seeds, shape, settings, bounds, device, dtype, extra, precision, window,
+                               torch.channels_last)
+        except RuntimeError as e:
+            if "view" not in str(e) and "stride" not in str(e):
+                raise
+            log.info("optvis: %s takes no channels-last input (%s); running it in the default layout",
+                     type(model).__name__, str(e).splitlines()[0])
+            _CONTIGUOUS_ONLY.add(model)
+    return _ascend(model, rows, seeds, shape, settings, bounds, device, dtype, extra, precision, window,
+                   torch.contiguous_format)
+
+
+def _ascend(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,
+           bounds: tuple[torch.Tensor, torch.Tensor], device: torch.device, dtype: torch.dtype,
+           extra: Objective | None, precision: torch.dtype, window: Window | None,
+           layout: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch, row i for unit rows[i]: (final images, activation at start, activation reached).
-    With a `window` the network sees only that crop of each (whole, jittered) image."""
+    With a `window` the network sees only that crop of each (whole, jittered) image, in `layout`."""
     generators = [torch.Generator().manual_seed(row_seed(s, u)) for s, u in zip(seeds, rows, strict=True)]
     # noise first, then the jitter draws: a row's start does not depend on steps or jitter
     init = torch.cat([starting_noise(g, shape, settings) for g in generators]).to(device=device, dtype=dtype)
@@ -283,7 +329,11 @@ def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple
     activation = units(rows, settings.reduce, (window.row, window.col) if window else None)
     objective = activation + extra if extra is not None else activation
     paths = sorted(objective.paths | activation.paths)
-    seen_by_net = window.crop if window else lambda x: x
+    crop = window.crop if window else (lambda x: x)
+
+    def seen_by_net(x: torch.Tensor) -> torch.Tensor:
+        return crop(x).contiguous(memory_format=layout)
+
     start = activation(forward_to(model, seen_by_net(init), paths, grad=False), init)
 
     param = make_param(settings.param, init)

@@ -324,3 +324,38 @@ def test_random_search_is_deterministic_and_scores_each_group_on_its_own_units(t
     assert empty.groups[1].best == -1 and all(v != v for v in empty.groups[1].scores)
     with pytest.raises(ValueError, match="no unit of the sample is active"):
         search(trained, [conv], 1, seed=0, **{**kw, "maxima": [UnitMaxima(torch.zeros(3), torch.zeros(3))]})
+
+
+def test_the_ascent_runs_channels_last_gives_the_same_images_and_falls_back_for_a_model_that_views_its_maps(
+        trained: nn.Module, real_images: torch.Tensor) -> None:
+    import sys
+
+    engine = sys.modules["reportgen.optvis.render"]  # the module, which the package's `render` function shadows
+    weights = {name: (p.data_ptr(), p.stride()) for name, p in trained.named_parameters()}
+    units_ = _live(trained, real_images, "conv3.relu", 3) + _live(trained, real_images, "fc5.relu", 2)
+    kw = {"mean": MEAN, "std": STD, "settings": replace(FAST, steps=8)}
+    fast = render(trained, units_, SHAPE, **kw)
+    assert trained not in engine._CONTIGUOUS_ONLY
+    # the model's weights are put back as they were: the same memory, the same strides
+    assert all((p.data_ptr(), p.stride()) == weights[name] for name, p in trained.named_parameters())
+    engine._CONTIGUOUS_ONLY.add(trained)  # the default layout, as for a model that refuses channels-last
+    try:
+        plain = render(trained, units_, SHAPE, **kw)
+    finally:
+        engine._CONTIGUOUS_ONLY.discard(trained)
+    np.testing.assert_allclose([r.reached for r in fast.records], [r.reached for r in plain.records], rtol=1e-4)
+    assert np.abs(fast.display.astype(int) - plain.display.astype(int)).max() <= 1
+
+    class Viewing(nn.Module):  # flattens its conv map with .view, as many hand-written networks do
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.relu, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Linear(4 * SIDE * SIDE, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.relu(self.conv(x)).view(x.shape[0], -1))
+
+    torch.manual_seed(0)
+    viewing = Viewing().eval()
+    made = render(viewing, [Unit("fc", 0), Unit("fc", 1)], SHAPE, **kw)
+    assert viewing in engine._CONTIGUOUS_ONLY and len(made.records) == 2
+    assert all(r.reached > r.start for r in made.records)
