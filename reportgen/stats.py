@@ -22,6 +22,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 from scipy import stats as _st
 
+# Fewest per-class values a bootstrap over classes is run on: a resample of two or three numbers is
+# nearly the sample itself, and its interval would look precise for no reason (the post says none is given)
+MIN_CLASSES_FOR_INTERVAL = 5
+
 # "−" (U+2212), not "-": a hyphen before a number reads as a dash in running text.
 _MINUS = "\u2212"
 

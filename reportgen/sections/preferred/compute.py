@@ -166,12 +166,15 @@ SEED_CHECK_UNITS = 8
 def seed_check(net: nn.Module, layer: UnitLayer, settings: Settings, inputs: LayerInputs, shape: tuple[int, int, int],
                mean: list[float], std: list[float], cfg: PreferredConfig, chunk_size: int, precision: torch.dtype,
                windows: dict[str, Window]) -> dict[str, Any] | None:
-    """One seed is one sample: for up to SEED_CHECK_UNITS of a layer's shown units (evenly spaced), a
+    """One seed is one sample: for up to SEED_CHECK_UNITS of a layer's shown units (evenly spaced among
+    those neither dead nor flat), a
     second preferred input from another noise seed, with the layer's own settings, and how alike the
     network finds the two: the correlation of the layer's response patterns where the objective reads
     them (all channels at the centre neuron, or averaged over space, or an FC layer's units), beside
     the same between different sampled units' first images (what 'alike' is measured against)."""
-    rows = shown_units(len(inputs.unit), SEED_CHECK_UNITS)
+    # among the units whose picture is a result: a dead or flat unit's two pictures are two starting noises
+    results = np.flatnonzero(~inputs.flagged)
+    rows = results[shown_units(len(results), SEED_CHECK_UNITS)]
     if len(rows) < 2:
         return None
     units = [Unit(layer.path, int(inputs.unit[r])) for r in rows]

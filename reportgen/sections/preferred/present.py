@@ -23,9 +23,9 @@ from reportgen.report.pages import (
     atlas_href,
     atlas_path,
 )
-from reportgen.sections.preferred.compute import PreferredInputs, read
+from reportgen.sections.preferred.compute import SEED_CHECK_UNITS, PreferredInputs, read
 from reportgen.sections.preferred.draw import EDGE_LOW, PRIOR_NAMES
-from reportgen.stats import bootstrap_ci
+from reportgen.stats import MIN_CLASSES_FOR_INTERVAL, bootstrap_ci
 
 SHOWN = 64          # an atlas picture's longest side, CSS pixels
 EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
@@ -57,9 +57,15 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
                "precision": first.get("precision", "float32"),
                "search_steps": first.get("search_steps", cfg.steps), "finalists": first.get("search_finalists", 0),
                "hf_min_side": first.get("high_frequency_min_side", 0),
+               "seed_check_units": SEED_CHECK_UNITS,
                "class_names": first.get("class_names", []),
                "class_units": class_units(models, classes, classes_drawn)}
     return Section("preferred", context, pages, [*drawn, classes_drawn], panels, notes)
+
+
+def _signed(value: float) -> str:
+    """Two decimals with a true minus sign, as every number of the post is printed."""
+    return f"{value:.2f}".replace("-", "\u2212")
 
 
 def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -> list[dict[str, Any]]:
@@ -81,10 +87,12 @@ def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -
         seeds = None
         if agreement:
             same = np.asarray(agreement["same"], dtype=np.float64)
-            ci = bootstrap_ci(same) if len(same) > 1 else None
-            seeds = {"layer": agreement["layer"], "seeds": agreement["seeds"], "same": f"{same.mean():.2f}",
-                     "low": f"{ci.low:.2f}" if ci else None, "high": f"{ci.high:.2f}" if ci else None,
-                     "different": f"{agreement['different']:.2f}",
+            # an interval over the classes, where there are enough of them to resample; without one the
+            # agreement is given but not judged
+            ci = bootstrap_ci(same) if len(same) >= MIN_CLASSES_FOR_INTERVAL else None
+            seeds = {"layer": agreement["layer"], "seeds": agreement["seeds"], "same": _signed(same.mean()),
+                     "low": _signed(ci.low) if ci else None, "high": _signed(ci.high) if ci else None,
+                     "different": _signed(agreement["different"]), "judged": ci is not None, "classes": len(same),
                      "stable": bool(ci is not None and ci.low > agreement["different"])}
         out.append({"name": model.name, "key": model.key, "classes": entry["classes"], "kinds": kinds, "seeds": seeds,
                     "defaulted": [PRIOR_NAMES[k].removeprefix("+ ") for k in entry["defaulted"]],
@@ -176,8 +184,8 @@ def _seed_check(check: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     same = np.asarray(check["same"], dtype=np.float64)
     ci = bootstrap_ci(same)
-    return {"units": len(same), "same": f"{same.mean():.2f}", "low": f"{ci.low:.2f}", "high": f"{ci.high:.2f}",
-            "different": f"{check['different']:.2f}", "stable": bool(ci.low > check["different"])}
+    return {"units": len(same), "same": _signed(same.mean()), "low": _signed(ci.low), "high": _signed(ci.high),
+            "different": _signed(check["different"]), "stable": bool(ci.low > check["different"])}
 
 
 def _tile(sheet: dict[str, Any], k: int, count: int = 1) -> tuple[tuple[int, int, int, int], tuple[int, int]]:

@@ -19,14 +19,19 @@ from reportgen.config import ResponsesConfig
 from reportgen.report.pages import AtlasCell, AtlasNote, AtlasPanel, ModelRecord, Picture, Section, atlas_path
 from reportgen.report.prose import number
 from reportgen.sections.responses.compute import ResponseFrames
-from reportgen.stats import bootstrap_ci, format_percent, format_proportion_ci, proportion_ci, rank_correlation
+from reportgen.stats import (
+    MIN_CLASSES_FOR_INTERVAL,
+    bootstrap_ci,
+    format_percent,
+    format_proportion_ci,
+    proportion_ci,
+    rank_correlation,
+)
 
 FIGURES = "figures/responses"
 # top test images per class unit that the randomization test explains (2 x the classes: a few seconds
 # even at 224x224); stages.py passes it, the text states it
 RANDOMIZED_PER_CLASS = 2
-# fewest classes whose per-class gaps a bootstrap interval of the correlation gap resamples
-MIN_CLASSES_FOR_INTERVAL = 5
 ATLAS_CROP = 30           # displayed side of one crop in an atlas tile, CSS pixels
 
 
