@@ -57,9 +57,12 @@ def _precision(summary: dict[str, Any], models: Sequence[ModelRecord], classes: 
     if mapped and len(classes) > 1:
         scored = [(p, i) for i, p in enumerate(mapped["per_class"]) if p is not None]
         if scored:
-            (low, worst), (high, best) = min(scored), max(scored)
+            # ties go to the lower class index, as everywhere in the post, and the others tied are named
+            (low, worst), (high, best) = min(scored), min(scored, key=lambda pi: (-pi[0], pi[1]))
             extremes = {"worst": classes[worst], "worst_value": _percent(low, counts[worst], k),
-                        "best": classes[best], "best_value": _percent(high, counts[best], k)}
+                        "best": classes[best], "best_value": _percent(high, counts[best], k),
+                        "worst_ties": [classes[i] for p, i in scored if p == low and i != worst],
+                        "best_ties": [classes[i] for p, i in scored if p == high and i != best]}
     return {"classes": list(classes), "rows": rows, **extremes}
 
 

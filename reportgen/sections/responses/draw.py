@@ -416,6 +416,8 @@ def randomization_figure_stage(folder: Path, params: dict[str, Any], checked: Ar
     out.mkdir(parents=True)
     path = out / "randomization.png"
     steps = result["steps"]
+    if not steps or not result["methods"]:  # no class unit had a top image to explain: nothing to draw
+        return {"width": 0, "height": 0}
     with plt.rc_context({"font.size": 11}):
         fig, ax = plt.subplots(figsize=(4.0, 3.0), dpi=160)
         x = np.arange(1, len(steps) + 1)
