@@ -7,6 +7,12 @@ training and everything else from scratch. The warm rebuild is then `reportgen b
 user runs it (a new process each time) with nothing changed: the median wall time of several runs,
 Python's start-up included, which is what a user waits for.
 
+Latest, at load ~1.5 (2026-12-01, late evening, after section 2's successive-halving search over 16
+settings, the channels-last ascent and the stacked phone movies): cold 199 s, of which training 144 s
+(Model I 63 s, Model II 81 s: the load, not the code, since training is unchanged), section 2 28 s
+with its figures (preferred inputs 9.0 + 14.5 s), section 3 15 s, section 4 5.9 s; nothing changed
+0.21 s wall.
+
 Measured on the shared 2-core machine at load ~1 (2026-12-01 evening, the default config, after
 section 2 gained its seed check and section 3 its path check and plain-gradient atlas pictures):
 cold 192 s, of which training 137 s (Model I 58 s, Model II 79 s; this morning 120 s on a less busy
