@@ -417,9 +417,11 @@ def class_units_stage(folder: Path, params: dict[str, Any], *arts: Artifact) -> 
                 arrays[f"{kind}_{i}"] = shown
                 pixels = torch.from_numpy(shown).permute(0, 3, 1, 2).float() / 255
                 entry.setdefault("high_frequency", {})[kind] = high_frequency_energy(pixels).tolist()
-                # row c is the unit of class c: its probability under every model, each at its own input
-                entry.setdefault("probability", {})[kind] = [
-                    _class_probability(other, shown).tolist() for other in models]
+                # row c is the unit of class c: its probability under every model, each at its own input, and
+                # whether that model's top class is c (under the other model: the transfer rate)
+                judged = [_class_probability(other, shown) for other in models]
+                entry.setdefault("probability", {})[kind] = [probability.tolist() for probability, _ in judged]
+                entry.setdefault("top1", {})[kind] = [top.tolist() for _, top in judged]
             summary["models"].append(entry)
     np.savez_compressed(folder / "classes.npz", **arrays)
     (folder / "classes.json").write_text(json.dumps(summary, indent=1))
@@ -449,9 +451,9 @@ def seed_agreement(trained: Any, result: PreferredInputs) -> dict[str, Any] | No
     return {"layer": layers[-2]["name"], "seeds": int(seeds), "same": same, "different": different}
 
 
-def _class_probability(trained: Any, images: np.ndarray) -> np.ndarray:
-    """The probability a model gives image c of its class c, the images (uint8 NHWC) brought to the
-    model's input size and channels first."""
+def _class_probability(trained: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The probability a model gives image c of its class c, and whether c is its most probable class,
+    the images (uint8 NHWC) brought to the model's input size and channels first."""
     channels, height, width = trained.input_shape
     x = trained.normalizer.unit(images)
     if x.shape[1] != channels:
@@ -461,4 +463,5 @@ def _class_probability(trained: Any, images: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         logits = trained.network(trained.normalizer(x))
     probs = class_probabilities(logits, trained.outputs).cpu().numpy()
-    return probs[np.arange(len(images)), np.arange(len(images))]
+    rows = np.arange(len(images))
+    return probs[rows, rows], probs.argmax(1) == rows

@@ -80,8 +80,9 @@ def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -
             probability = np.asarray(entry["probability"][kind], dtype=np.float64)  # (judging model, class)
             kinds[kind] = {"label": PRIOR_NAMES[kind],
                            "probability": [{"judge": judge.name, "own": judge.key == model.key,
-                                            "mean": float(row.mean())}
-                                           for judge, row in zip(models, probability, strict=True)],
+                                            "mean": float(row.mean()), "top1": int(np.sum(top)), "n": len(top)}
+                                           for judge, row, top in zip(models, probability, entry["top1"][kind],
+                                                                      strict=True)],
                            "high_frequency": float(np.mean(entry["high_frequency"][kind]))}
         agreement = entry.get("seed_agreement")
         seeds = None

@@ -133,10 +133,13 @@ def test_class_units_without_regularizers_are_judged_by_every_model(tiny_site: B
             for kind in summary["kinds"]:
                 images = arrays[f"{kind}_{i}"]
                 assert images.shape[0] == entry["classes"] == 10
-                for judge, probability in zip(models, entry["probability"][kind], strict=True):
+                for judge, probability, top1 in zip(models, entry["probability"][kind], entry["top1"][kind],
+                                                    strict=True):
                     with torch.no_grad():  # the softmax of the judge's logits, class c of image c
                         probs = torch.softmax(judge.network(judge.normalizer.images(images)), 1)
                     np.testing.assert_allclose(probability, probs.diagonal().numpy(), atol=1e-5)
+                    # the transfer rate's count: the judge's most probable class is the image's own
+                    assert top1 == (probs.argmax(1) == torch.arange(10)).tolist()
             agreement = entry["seed_agreement"]  # 3 seeds per class unit, seen by the layer below the output
             assert agreement["layer"] == "fc6" and agreement["seeds"] == 3 and len(agreement["same"]) == 10
             assert all(-1 <= r <= 1 for r in agreement["same"]) and -1 <= agreement["different"] <= 1
