@@ -277,9 +277,10 @@ _CONTIGUOUS_ONLY: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 @contextmanager
 def channels_last(model: nn.Module) -> Iterator[None]:
     """The model's 4-D weights in channels-last layout, put back as they were afterwards. With the images
-    in that layout too, PyTorch's CPU max-pooling and bfloat16 convolutions vectorize over channels: the
-    default models' ascent ran 1.8x (conv4) and 2.1x (fc6) the unit-steps/s in bfloat16, 1.1x in float32.
-    The values are the same; only the memory order changes."""
+    in that layout too, PyTorch's CPU max-pooling and bfloat16 convolutions vectorize over channels: on one
+    thread the default models' ascent in bfloat16 ran 1.3x (conv4) and 1.4x (fc6) the unit-steps/s of the
+    default layout (1.1-1.2x on two threads, ~1.05x in float32). The values are the same; only the memory
+    order changes."""
     # every 4-D weight, even one that already counts as channels-last: a 1-channel conv's (C, 1, k, k) weight
     # does either way, and only its explicit strides make its output (and the max-pool after it) channels-last
     kept = [(p, p.data) for p in model.parameters() if p.dim() == 4]
