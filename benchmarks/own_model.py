@@ -11,6 +11,11 @@ caps cost in coverage (units visualized of the units each layer has).
 
 Goal (issue 14): the whole report in <= 10 minutes on 2 CPU cores with the default caps.
 
+Latest (2026-12-01, late evening, load 1.9 at the end): 729 s, NOT within the goal. Against the
+512 s below: section 2 427 s (search 64 s, was 32 s: 16 settings by successive halving instead of 4;
+render 335 s), the path check 98 s (added since), guided backprop 93 s in bfloat16 (48 s below; the
+load), section 3's drawings 24 s. The path check and the search are where the time went back.
+
 Measured on the shared 2-core machine (AVX-512 with bf16, load 1.3-1.9, nothing else running,
 2026-12-01): 512 s, within the goal. Section 2 387 s (search 32 s; receptive-field windows for conv1
 8x8, layer1 46x46 and layer2 106x106; layer3's 256 units and layer4's 256 of 512, which see the whole
