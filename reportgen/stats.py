@@ -308,7 +308,7 @@ def _round_half_up(x: Decimal, digits: int) -> Decimal:
     return x.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
 
 
-def _format_number(x: float, digits: int) -> str:
+def format_number(x: float, digits: int) -> str:
     """A float with fixed decimals and a typographic minus; never "−0.0"."""
     text = f"{_round_half_up(Decimal(repr(float(x))), digits):.{digits}f}"
     if text.startswith("-"):
@@ -367,7 +367,7 @@ def format_proportion_ci(k: int, n: int, level: float = 0.95) -> str:
     low, high = proportion_ci(k, n, level)
     d = percent_digits(n)
     return (f"{format_percent(k, n)} ({_level_label(level)} CI "
-            f"{_format_number(100 * low, d)}\u2013{_format_number(100 * high, d)}%)")
+            f"{format_number(100 * low, d)}\u2013{format_number(100 * high, d)}%)")
 
 
 # a verdict this many discordant items can reverse is called fragile in the post
@@ -388,10 +388,10 @@ def compare_phrase(res: McNemarResult, unit: str = "image", plural: str | None =
     if with_ci:
         d = percent_digits(res.n)
         low, high = res.diff_ci
-        points = _format_number(100 * res.diff, d)
+        points = format_number(100 * res.diff, d)
         noun = "percentage point" if points.lstrip(_MINUS) == "1" else "percentage points"
         details = (f"{points} {noun}, {_level_label(res.level)} CI "
-                   f"{_format_number(100 * low, d)} to {_format_number(100 * high, d)}; {details}")
+                   f"{format_number(100 * low, d)} to {format_number(100 * high, d)}; {details}")
     verdict = "significant" if res.significant else "not significant"
     fragile = ""
     if res.significant and res.flips is not None and res.flips <= FRAGILE:  # as Walsh's index, for a finding

@@ -126,6 +126,8 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
     weights["input"] = images[int(np.argmin(labels))] if len(images) else np.zeros((*shape[1:], shape[0]), np.uint8)
     np.savez_compressed(folder / "weights.npz", **weights)
 
+    boxes = [_crop(layer, fields, shape, cfg.objective) for layer in layers]
+    test_energy: dict[tuple[int, ...] | None, float] = {}  # the test images' share, once per crop
     summary = {
         "class_names": list(trained.class_names),
         "input_shape": list(shape),
@@ -140,10 +142,10 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
         "layers": [{"name": layer.name, "path": layer.path, "kind": layer.kind, "shape": list(layer.shape),
                     "units": layer.units, "shown": len(results[i].unit),
                     "seeds": cfg.class_seeds if i == len(layers) - 1 else 1,
-                    "box": _crop(layer, fields, shape, cfg.objective),
+                    "box": boxes[i],
                     "window": list(vars(windows[layer.path]).values()) if layer.path in windows else None,
                     "settings": chosen[i].as_dict(), "search": vars(searches[i]), "seed_check": checks[i],
-                    "high_frequency": high_frequency(results[i], images, _crop(layer, fields, shape, cfg.objective))}
+                    "high_frequency": high_frequency(results[i], images, boxes[i], test_energy)}
                    for i, layer in enumerate(layers)],
         "seconds": {"load_and_maxima": clock["maxima"] - clock["start"], "windows": clock["windows"] - clock["maxima"],
                     "search": clock["search"] - clock["windows"],
@@ -200,10 +202,12 @@ def seed_check(net: nn.Module, layer: UnitLayer, settings: Settings, inputs: Lay
 HF_MIN_SIDE = 8
 
 
-def high_frequency(inputs: LayerInputs, test_images: np.ndarray, box: list[int] | None) -> dict[str, float] | None:
+def high_frequency(inputs: LayerInputs, test_images: np.ndarray, box: list[int] | None,
+                   test_energy: dict[tuple[int, ...] | None, float]) -> dict[str, float] | None:
     """How noise-like a layer's pictures are beside the data: the median share of spectral energy above
     half the Nyquist frequency (`optvis.high_frequency_energy`) of its live units' pictures (first seed)
-    and of the test images, both cut to the crop the pictures show (`box`), as readers see them."""
+    and of the test images, both cut to the crop the pictures show (`box`), as readers see them.
+    `test_energy` keeps the test images' share per crop: every layer that sees the whole image shares it."""
     live = ~inputs.dead
     top, left, bottom, right = box or (0, 0, test_images.shape[1], test_images.shape[2])
     if not live.any() or not len(test_images) or min(bottom - top, right - left) < HF_MIN_SIDE:
@@ -213,7 +217,10 @@ def high_frequency(inputs: LayerInputs, test_images: np.ndarray, box: list[int] 
         x = torch.from_numpy(np.ascontiguousarray(pictures[:, top:bottom, left:right])).permute(0, 3, 1, 2)
         return float(high_frequency_energy(x.float() / 255).median())
 
-    return {"inputs": median(inputs.images[live, 0]), "test": median(test_images)}
+    key = tuple(box) if box else None
+    if key not in test_energy:
+        test_energy[key] = median(test_images)
+    return {"inputs": median(inputs.images[live, 0]), "test": test_energy[key]}
 
 
 def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], cfg: PreferredConfig, base: Settings,

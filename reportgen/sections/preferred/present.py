@@ -25,7 +25,7 @@ from reportgen.report.pages import (
 )
 from reportgen.sections.preferred.compute import SEED_CHECK_UNITS, PreferredInputs, read
 from reportgen.sections.preferred.draw import EDGE_LOW, PRIOR_NAMES
-from reportgen.stats import MIN_CLASSES_FOR_INTERVAL, bootstrap_ci
+from reportgen.stats import MIN_CLASSES_FOR_INTERVAL, bootstrap_ci, format_number
 
 SHOWN = 64          # an atlas picture's longest side, CSS pixels
 EDGE_BUCKETS = 8    # colours of edges on the graph page (one SVG path each)
@@ -63,11 +63,6 @@ def section(cfg: PreferredConfig, models: list[ModelRecord], computed: list[Arti
     return Section("preferred", context, pages, [*drawn, classes_drawn], panels, notes)
 
 
-def _signed(value: float) -> str:
-    """Two decimals with a true minus sign, as every number of the post is printed."""
-    return f"{value:.2f}".replace("-", "\u2212")
-
-
 def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -> list[dict[str, Any]]:
     """Per model, its class units under each prior (compute.CLASS_KINDS): each kind's mean probability
     of the target class under every model, and its mean share of high-frequency energy."""
@@ -91,9 +86,12 @@ def class_units(models: list[ModelRecord], classes: Artifact, drawn: Artifact) -
             # an interval over the classes, where there are enough of them to resample; without one the
             # agreement is given but not judged
             ci = bootstrap_ci(same) if len(same) >= MIN_CLASSES_FOR_INTERVAL else None
-            seeds = {"layer": agreement["layer"], "seeds": agreement["seeds"], "same": _signed(same.mean()),
-                     "low": _signed(ci.low) if ci else None, "high": _signed(ci.high) if ci else None,
-                     "different": _signed(agreement["different"]), "judged": ci is not None, "classes": len(same),
+            seeds = {"layer": agreement["layer"], "seeds": agreement["seeds"],
+                     "same": format_number(same.mean(), 2),
+                     "low": format_number(ci.low, 2) if ci else None,
+                     "high": format_number(ci.high, 2) if ci else None,
+                     "different": format_number(agreement["different"], 2),
+                     "judged": ci is not None, "classes": len(same),
                      "stable": bool(ci is not None and ci.low > agreement["different"])}
         out.append({"name": model.name, "key": model.key, "classes": entry["classes"], "kinds": kinds, "seeds": seeds,
                     "defaulted": [PRIOR_NAMES[k].removeprefix("+ ") for k in entry["defaulted"]],
@@ -185,8 +183,9 @@ def _seed_check(check: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     same = np.asarray(check["same"], dtype=np.float64)
     ci = bootstrap_ci(same)
-    return {"units": len(same), "same": _signed(same.mean()), "low": _signed(ci.low), "high": _signed(ci.high),
-            "different": _signed(check["different"]), "stable": bool(ci.low > check["different"])}
+    return {"units": len(same), "same": format_number(same.mean(), 2), "low": format_number(ci.low, 2),
+            "high": format_number(ci.high, 2), "different": format_number(check["different"], 2),
+            "stable": bool(ci.low > check["different"])}
 
 
 def _tile(sheet: dict[str, Any], k: int, count: int = 1) -> tuple[tuple[int, int, int, int], tuple[int, int]]:

@@ -59,7 +59,7 @@ class ResponseMovie:
         bar_w, pct_w, name_w = (80, 34, 70) if stacked else (90, 34, 80)
         self.bars = min(len(self.class_names), max_bars)
         top = margin + (line + 4 if title else 0)
-        truth_w = max(w * scale, 112 if stacked else name_w + bar_w + pct_w + 8)
+        truth_w = max(w * scale, image_side if stacked else name_w + bar_w + pct_w + 8)
         # the input image, centred over its true class; the probability bars below it (wide) or beside it
         self.image_at = (top, margin + (truth_w - w * scale) // 2)
         truth_y = top + h * scale + 4

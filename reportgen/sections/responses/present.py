@@ -22,6 +22,7 @@ from reportgen.sections.responses.compute import ResponseFrames
 from reportgen.stats import (
     MIN_CLASSES_FOR_INTERVAL,
     bootstrap_ci,
+    format_number,
     format_percent,
     format_proportion_ci,
     proportion_ci,
@@ -200,7 +201,7 @@ def _pct(value: float, digits: int = 0) -> str:
 
 
 def _num(value: float) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}".replace("-", "\u2212")
+    return "n/a" if value is None or not np.isfinite(value) else format_number(value, 2)
 
 
 def _video(info: dict[str, Any], base: str) -> dict[str, Any]:
