@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +26,8 @@ from reportgen.optvis.objectives import REDUCTIONS, Objective, Unit, units
 from reportgen.optvis.param import PARAMETERIZATIONS, make_param
 from reportgen.optvis.transforms import draw_shifts, roll_rows
 from reportgen.optvis.window import Window
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -295,24 +298,30 @@ def channels_last(model: nn.Module) -> Iterator[None]:
             p.data = data
 
 
-def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,
-              bounds: tuple[torch.Tensor, torch.Tensor], device: torch.device, dtype: torch.dtype,
-              extra: Objective | None, precision: torch.dtype = torch.float32, window: Window | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`_ascend` in channels-last layout, or in the default one for a model whose forward refuses it."""
+def in_channels_last(model: nn.Module, run: Callable[[torch.memory_format], T]) -> T:
+    """`run(torch.channels_last)` with the model's weights in that layout (`channels_last`), or
+    `run(torch.contiguous_format)` for a model whose forward refuses it (a `.view` on a conv output;
+    remembered, so it is tried once). `run` puts its inputs in the layout it is given."""
     if model not in _CONTIGUOUS_ONLY:
         try:
             with channels_last(model):
-                return _ascend(model, rows, seeds, shape, settings, bounds, device, dtype, extra, precision, window,
-                               torch.channels_last)
+                return run(torch.channels_last)
         except RuntimeError as e:
             if "view" not in str(e) and "stride" not in str(e):
                 raise
             log.info("optvis: %s takes no channels-last input (%s); running it in the default layout",
                      type(model).__name__, str(e).splitlines()[0])
             _CONTIGUOUS_ONLY.add(model)
-    return _ascend(model, rows, seeds, shape, settings, bounds, device, dtype, extra, precision, window,
-                   torch.contiguous_format)
+    return run(torch.contiguous_format)
+
+
+def _optimize(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,
+              bounds: tuple[torch.Tensor, torch.Tensor], device: torch.device, dtype: torch.dtype,
+              extra: Objective | None, precision: torch.dtype = torch.float32, window: Window | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`_ascend` in channels-last layout, or in the default one for a model whose forward refuses it."""
+    return in_channels_last(model, lambda layout: _ascend(model, rows, seeds, shape, settings, bounds, device, dtype,
+                                                          extra, precision, window, layout))
 
 
 def _ascend(model: nn.Module, rows: list[Unit], seeds: list[int], shape: tuple[int, int, int], settings: Settings,

@@ -25,22 +25,27 @@ import torch
 from torch import nn
 
 from reportgen.cache import Artifact
-from reportgen.nets.checkpoint import load_model, torch_threads
+from reportgen.nets.checkpoint import Normalizer, load_model, torch_threads
 from reportgen.nets.data import Dataset
 from reportgen.optvis.hooks import forward_to
+from reportgen.optvis.render import in_channels_last
 from reportgen.sections.preferred.compute import read as read_preferred
 from reportgen.sections.responses.compute import ResponseFrames, load_summary
 
 log = logging.getLogger("reportgen")
 
 
-def signatures(network: nn.Module, x: torch.Tensor, paths: Sequence[str], batch_size: int = 256) -> list[np.ndarray]:
+def signatures(network: nn.Module, x: torch.Tensor, paths: Sequence[str], batch_size: int = 256,
+               layout: torch.memory_format = torch.contiguous_format) -> list[np.ndarray]:
     """Per layer at `paths`, an (N, channels) float64 response pattern of each input row: a conv
-    layer's channels averaged over space, a fully connected layer's units as they are."""
+    layer's channels averaged over space, a fully connected layer's units as they are. `layout`: the
+    memory format the inputs are put in (`optvis.render.in_channels_last` gives it)."""
     found: list[list[np.ndarray]] = [[] for _ in paths]
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            out = forward_to(network, x[start:start + batch_size], list(paths), grad=False)
+            batch = x[start:start + batch_size]
+            out = forward_to(network, batch.contiguous(memory_format=layout) if batch.dim() == 4 else batch,
+                             list(paths), grad=False)
             for i, path in enumerate(paths):
                 value = out[path].float()
                 value = value.flatten(2).mean(2) if value.dim() > 2 else value.flatten(1)
@@ -92,21 +97,68 @@ def path_scores(preferred: Sequence[np.ndarray], top: Sequence[np.ndarray], vali
     return PathScores(score, reference, checked & (score < reference), checked)
 
 
-def seen(x: torch.Tensor, boxes: Sequence[Sequence[int]] | None) -> torch.Tensor:
+def seen(x: torch.Tensor, boxes: Sequence[Sequence[int]] | None,
+         window: tuple[int, int] | None = None) -> torch.Tensor:
     """Each normalized input as its unit sees it: inside its receptive-field box (top, left, bottom,
     right), the training mean (0 once normalized) outside; unchanged where there are no boxes (the unit
     sees the whole image). Both kinds of image meet the network this way, so neither path score is
-    about pixels the unit never sees."""
+    about pixels the unit never sees. With a `window` (height, width, at least every box's size) each
+    box is cut out into a window of that size instead of kept in a whole image of zeros: the network
+    then runs on the receptive field alone (a ResNet-18's layer1 on 46x46 of 224x224), and the
+    patterns average over the positions that see the box rather than over a mostly empty image. A box
+    clipped at the image's top or left edge sits at the window's bottom or right, where the image
+    would have been."""
     if boxes is None:
         return x
-    mask = torch.zeros_like(x[:, :1])
+    if window is None:
+        mask = torch.zeros_like(x[:, :1])
+        for row, (top, left, bottom, right) in enumerate(boxes):
+            mask[row, :, top:bottom, left:right] = 1
+        return x * mask
+    out = x.new_zeros(len(x), x.shape[1], *window)
     for row, (top, left, bottom, right) in enumerate(boxes):
-        mask[row, :, top:bottom, left:right] = 1
-    return x * mask
+        down = window[0] - (bottom - top) if top == 0 else 0
+        across = window[1] - (right - left) if left == 0 else 0
+        out[row, :, down:down + bottom - top, across:across + right - left] = x[row, :, top:bottom, left:right]
+    return out
 
 
-# units whose top images one forward pass holds (x k images): bounds memory at 224x224
-UNITS_PER_PASS = 16
+def window_size(layer: dict[str, Any], boxes: Sequence[Sequence[Sequence[int]]]) -> tuple[int, int] | None:
+    """The window the path check cuts a layer's boxes into: present only where section 2 checked that
+    the network computes this layer from a crop (its `window`), and as large as that window or the
+    largest box."""
+    if not layer.get("window"):
+        return None
+    top, left, bottom, right = layer["window"][:4]
+    every = [layer["box"], *(box for unit in boxes for box in unit)]
+    return (max(bottom - top, *(b[2] - b[0] for b in every)), max(right - left, *(b[3] - b[1] for b in every)))
+
+
+# top images (each seen through one box) one forward pass holds: bounds memory at 224x224
+IMAGES_PER_PASS = 144
+
+
+def _seen_tops(net: nn.Module, norm: Normalizer, images: np.ndarray, top: np.ndarray,
+               boxes: Sequence[Sequence[Sequence[int]]], window: tuple[int, int] | None, along: Sequence[str],
+               layout: torch.memory_format, drawn: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per layer along the path, the (units, k, C) patterns of each unit's top images, each seen
+    through its box (`seen`). An image seen through the same box for several units runs once: in a
+    ResNet-18's layer3, 2,302 top images were 1,601 distinct (image, box) pairs. Missing top images
+    (-1) get any pattern; `path_scores` leaves them out."""
+    pairs: dict[tuple[int, tuple[int, ...]], int] = {}
+    index = np.zeros(top.shape, np.int64)
+    for u, k in zip(*np.nonzero(top >= 0), strict=True):
+        index[u, k] = pairs.setdefault((int(top[u, k]), tuple(boxes[u][k])), len(pairs))
+    if not pairs:
+        return [np.zeros((*top.shape, d.shape[1])) for d in drawn]
+    keys = list(pairs)
+    parts: list[list[np.ndarray]] = [[] for _ in along]
+    for s in range(0, len(keys), IMAGES_PER_PASS):
+        chunk = keys[s:s + IMAGES_PER_PASS]
+        x = seen(norm.images(images[[image for image, _ in chunk]]), [box for _, box in chunk], window)
+        for part, found in zip(parts, signatures(net, x, along, layout=layout), strict=True):
+            part.append(found)
+    return [np.concatenate(part)[index] for part in parts]
 
 
 def path_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, model_art: Artifact,
@@ -125,10 +177,11 @@ def path_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, mode
     inputs = read_preferred(preferred)
     layers = inputs.summary["layers"]
     module_paths = [layer["path"] for layer in layers]
-    result: dict[str, Any] = {"layers": []}
     start = time.perf_counter()
-    whole: list[np.ndarray] | None = None  # every test image's patterns, for units that see the whole image
-    with torch_threads(params["threads"]):
+
+    def check(layout: torch.memory_format) -> list[dict[str, Any]]:
+        found_layers: list[dict[str, Any]] = []
+        whole: list[np.ndarray] | None = None  # every test image's patterns, for units that see the whole image
         for i, (layer, rows) in enumerate(zip(layers, inputs.layers, strict=True)):
             if layer["name"] not in recorded or not len(rows.unit):
                 continue
@@ -136,29 +189,28 @@ def path_stage(folder: Path, params: dict[str, Any], dataset_art: Artifact, mode
             top = frames.layers[j].top[rows.unit]
             along = module_paths[:i + 1]
             box = layer["box"]
-            drawn = signatures(net, seen(norm.images(rows.images[:, 0]), [box] * len(rows.unit) if box else None),
-                               along)
+            window = window_size(layer, [info["rf_box"][u] for u in rows.unit]) if box and info["rf_box"] else None
+            drawn = signatures(net, seen(norm.images(rows.images[:, 0]), [box] * len(rows.unit) if box else None,
+                                         window), along, layout=layout)
             if box and info["rf_box"]:
-                parts: list[list[np.ndarray]] = [[] for _ in along]
-                for s in range(0, len(rows.unit), UNITS_PER_PASS):
-                    units = rows.unit[s:s + UNITS_PER_PASS]
-                    chunk = top[s:s + UNITS_PER_PASS]
-                    x = norm.images(images[np.maximum(chunk, 0).ravel()])
-                    boxes = [info["rf_box"][u][k] for u in units for k in range(chunk.shape[1])]
-                    for part, found in zip(parts, signatures(net, seen(x, boxes), along), strict=True):
-                        part.append(found.reshape(len(units), chunk.shape[1], -1))
-                tops = [np.concatenate(part) for part in parts]
+                tops = _seen_tops(net, norm, images, top, [info["rf_box"][u] for u in rows.unit], window, along,
+                                  layout, drawn)
             else:
                 if whole is None:
-                    whole = signatures(net, norm.images(images), module_paths)
+                    whole = signatures(net, norm.images(images), module_paths, layout=layout)
                 tops = [t[np.maximum(top, 0)] for t in whole[:i + 1]]
             found = path_scores(drawn, tops, top >= 0)
             checked = found.checked & ~rows.flat[:, 0]
-            result["layers"].append({
+            found_layers.append({
                 "name": layer["name"], "units": rows.unit.tolist(), "checked": checked.tolist(),
-                "flagged": (found.flagged & checked).tolist(), "receptive_field": bool(box),
+                "flagged": (found.flagged & checked).tolist(), "receptive_field": bool(box), "window": window,
                 "score": [float(v) if ok else None for v, ok in zip(found.score, checked, strict=True)],
                 "reference": [float(v) if ok else None for v, ok in zip(found.reference, checked, strict=True)]})
+        return found_layers
+
+    with torch_threads(params["threads"]):
+        # channels-last: 1.4x the images/s of the default layout for a ResNet-18 at 224x224 on 2 threads
+        result: dict[str, Any] = {"layers": in_channels_last(net, check)}
     result["seconds"] = round(time.perf_counter() - start, 2)
     (folder / "paths.json").write_text(json.dumps(result, indent=1))
     units = sum(sum(e["checked"]) for e in result["layers"])
