@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+    # under torchrun only rank 0 reports progress: the others train the same batches
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its INFO notes are about its own arguments
@@ -65,9 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def build_once(cfg: Config, out_arg: Path | None, force: bool = False, prune: bool = False) -> BuildResult:
-    """One build of `cfg` into --out or the config's build.out."""
+def build_once(cfg: Config, out_arg: Path | None, force: bool = False, prune: bool = False) -> BuildResult | None:
+    """One build of `cfg` into --out or the config's build.out (None on a torchrun rank other than
+    0, which only trains)."""
     out = out_arg.resolve() if out_arg else cfg.resolve(cfg.build.out)
+    if os.environ.get("WORLD_SIZE", "1") != "1":  # under torchrun: every rank joins, even for a built site
+        check_files(cfg)
+        from reportgen.pipeline import build_ranks
+
+        return build_ranks(cfg, out, force, prune)
     # decided from file hashes and the config, without torch: an unchanged build answers at once
     result = None if force or prune else up_to_date(cfg, out)
     if result is None:

@@ -23,7 +23,7 @@ from reportgen import builds
 from reportgen.cache import Artifact, Cache, Stage
 from reportgen.config import TORCHSCRIPT, USER_CLASS, Config, DataConfig, ModelConfig
 from reportgen.errors import DataError, EvaluateError, Problems, SettingError, SiteError
-from reportgen.nets import architectures, data, imported, train
+from reportgen.nets import architectures, data, distributed, imported, train
 from reportgen.nets.architectures import ModelError
 from reportgen.nets.checkpoint import arch_kwargs, check_compatible, load_model, pick_device, read_checkpoint
 from reportgen.nets.data import Dataset
@@ -91,6 +91,7 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
                          runtime={"batch_size": cfg.evaluate.batch_size})
         description = run(DESCRIBE, {}, model_art, label=f"describe {m.name}")
         records.append(ModelRecord(m.name, m.key, model_art, origin, evaluation, description, views[index]))
+    distributed.release()  # under torchrun, the other ranks are done once every model is trained
     ctx = BuildContext(cfg, dataset, dataset_art, records, device, run)
     sections = [spec.build(ctx) for spec in SECTIONS if spec.enabled(cfg)]
 
@@ -103,6 +104,26 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
         result.pruned = cache.prune()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def build_ranks(cfg: Config, out: Path | None = None, force: bool = False, prune: bool = False
+                ) -> builds.BuildResult | None:
+    """`build` under torchrun (see nets/distributed.py): rank 0 builds, handing each training to every
+    rank; the other ranks train and return None. Every rank joins first, even when the site turns
+    out to be up to date, so that none waits for a rank that has left."""
+    world = distributed.join(pick_device(cfg.build.device).type)
+    try:
+        if world is None or world.leader:
+            try:
+                return build(cfg, out, force, prune)
+            finally:
+                distributed.release()
+        if cfg.build.workers:
+            torch.set_num_threads(cfg.build.workers)
+        distributed.serve({"train": train.train_job})
+        return None
+    finally:
+        distributed.leave()
 
 
 def _data_params(cfg: Config, settings: DataConfig, source: str) -> dict[str, object]:
@@ -162,10 +183,12 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
             return run(LOAD, {"model": settings, "arch": settings.arch, "outputs": output_names(cfg, index)},
                        dataset_art, *weights, *code,
                        label=f"load {m.name}"), cfg.resolve(m.weights).name
-        # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS)
+        # the thread count is keyed: results depend on it (see train.DEFAULT_THREADS), as on the
+        # number of ranks training together under torchrun
         threads = cfg.build.workers or train.DEFAULT_THREADS
-        return run(TRAIN, {"model": settings, "augment": cfg.data.augment, "device": device, "threads": threads},
-                   dataset_art, *weights, *code, label=f"train {m.name}"), ""
+        ranks = {"world": world.size} if (world := distributed.current()) else {}
+        return run(TRAIN, {"model": settings, "augment": cfg.data.augment, "device": device, "threads": threads,
+                           **ranks}, dataset_art, *weights, *code, label=f"train {m.name}"), ""
     except ModelError as e:
         raise ModelError(f"models[{index}] ({m.name}): {e}") from None
 

@@ -7,6 +7,7 @@ we log one line every `interval` seconds instead (and always a final one).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,9 @@ def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: st
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     desc = ": ".join(filter(None, (_LABEL.get(), desc)))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 shows the progress all ranks make
+        yield from items
+        return
     if sys.stderr.isatty():
         bar = tqdm(items, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
         for item in bar:

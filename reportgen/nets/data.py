@@ -1,8 +1,11 @@
 """Images in, one uint8 array out: decoding, preprocessing, seeded splits and training augmentation.
 
 Every source ends up as a `Dataset`: square images of the configured size and channels, integer labels
-and a train/val/test assignment per image. Augmentation is not materialized: `Augmenter` decides per
-epoch which samples are augmented copies and transforms float batches on the fly.
+and a train/val/test assignment per image. The build's data stage streams the decoded images to a raw
+file in the cache and every later stage maps it (`Dataset.images` is then a read-only memmap), so
+memory stays bounded at any number of images: 100,000 at 96x96x3 are 2.8 GB on disk, and a stage
+reads the rows it needs. Augmentation is not materialized: `Augmenter` decides per epoch which samples
+are augmented copies and transforms float batches on the fly.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ import logging
 import math
 import os
 import stat
-from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ TRAIN, VAL, TEST = range(3)
 
 _LAYOUT = "one subfolder per class, or train/, val/ (optional) and test/ subfolders each with one subfolder per class"
 _DECODE_CHUNK = 64  # images per thread-pool task: amortizes scheduling without starving the progress display
+_IMAGES_FILE = "images.u8"  # the data stage's decoded images, raw (N, S, S, C) uint8 rows
 
 
 
@@ -53,15 +56,28 @@ class Dataset:
     skipped: dict[str, int]  # reason -> number of source files skipped
 
     def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Images and labels of one split (copies)."""
-        rows = self.splits == SPLITS.index(split)
+        """Images and labels of one split (copies, in memory: for the training split of a large dataset
+        read `images[rows("train")]` a batch at a time instead)."""
+        rows = self.rows(split)
         return self.images[rows], self.labels[rows]
 
+    def rows(self, split: str) -> np.ndarray:
+        """The indices of one split's images, in order."""
+        return np.flatnonzero(self.splits == SPLITS.index(split))
+
     def save(self, path: Path) -> None:
-        """Write to one uncompressed .npz file, atomically so an interrupted build leaves no torn cache."""
+        """Write the labels, splits and names to one .npz file and the images, raw, to `images.u8` beside
+        it (unless `images` already maps that file: the data stage streams them there), each atomically
+        so an interrupted build leaves no torn cache."""
+        images_path = path.with_name(_IMAGES_FILE)
+        if not (isinstance(self.images, np.memmap) and Path(self.images.filename).resolve() == images_path.resolve()):
+            tmp = images_path.with_name(images_path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(np.ascontiguousarray(self.images, np.uint8).data)
+            os.replace(tmp, images_path)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, images=self.images, labels=self.labels, splits=self.splits,
+            np.savez(f, image_shape=np.array(self.images.shape, np.int64), labels=self.labels, splits=self.splits,
                      class_names=np.array(self.class_names, dtype=str),
                      skipped_reasons=np.array(list(self.skipped), dtype=str),
                      skipped_counts=np.array(list(self.skipped.values()), dtype=np.int64))
@@ -74,17 +90,25 @@ class Dataset:
 
     @classmethod
     def load(cls, path: Path) -> Dataset:
-        """Read a file written by `save`."""
+        """Read a file written by `save`; the images are mapped, not read."""
         with np.load(path, allow_pickle=False) as z:
-            return cls(images=z["images"], labels=z["labels"], splits=z["splits"],
-                       class_names=tuple(str(n) for n in z["class_names"]),
+            shape = tuple(int(n) for n in z["image_shape"])
+            return cls(images=_map_images(path.with_name(_IMAGES_FILE), shape), labels=z["labels"],
+                       splits=z["splits"], class_names=tuple(str(n) for n in z["class_names"]),
                        skipped={str(r): int(n) for r, n in zip(z["skipped_reasons"], z["skipped_counts"], strict=True)})
+
+
+def _map_images(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The raw image rows at `path`, read-only; an empty array for no rows (mmap cannot map 0 bytes)."""
+    if not shape[0]:
+        return np.zeros(shape, np.uint8)
+    return np.memmap(path, np.uint8, "r", shape=shape)
 
 
 def dataset_stage(folder: Path, params: dict[str, Any]) -> dict[str, Any]:
     """The build's data stage: `params` holds the data settings (path made absolute, augmentation left
     out since it happens during training) and the source's fingerprint, which keys its content."""
-    dataset = load_dataset(params["data"], Path.cwd())
+    dataset = load_dataset(params["data"], Path.cwd(), folder / _IMAGES_FILE)
     dataset.save(folder / "dataset.npz")
     return {"skipped": dataset.skipped, "images": int(len(dataset.labels))}
 
@@ -113,20 +137,22 @@ def file_state(path: Path) -> str:
     return f"{st.st_size}\0{st.st_mtime_ns}"
 
 
-def load_dataset(cfg: DataConfig, root: Path) -> Dataset:
-    """Decode, preprocess and split the configured source."""
+def load_dataset(cfg: DataConfig, root: Path, images_file: Path | None = None) -> Dataset:
+    """Decode, preprocess and split the configured source; with `images_file`, the images are streamed
+    there as raw rows and mapped back (memory: one block of images), else held in memory."""
     rng = np.random.default_rng(cfg.seed)
     if cfg.source == "folder":
         base = _folder(cfg, root)
         where = f"data.path {base}"
         paths, labels, given, class_names = _scan_folder(base)
         carve_val = given is not None and not (base / "val").is_dir() and cfg.split[VAL] > 0
-        images, rows, skipped = _decode(paths, _open_file, _groups(labels, given, len(class_names)), cfg, rng, where)
+        images, rows, skipped = _decode(paths, _open_file, _groups(labels, given, len(class_names)), cfg, rng,
+                                        where, images_file)
     else:
         where = f"data.source {cfg.source!r}"
         arrays, labels, class_names = _builtin(cfg.source)
         given, carve_val = None, False
-        images, rows, skipped = _decode(list(arrays), Image.fromarray, labels, cfg, rng, where)
+        images, rows, skipped = _decode(list(arrays), Image.fromarray, labels, cfg, rng, where, images_file)
     if not len(rows):
         raise DataError(f"{where}: no usable image ({_describe(skipped)}); accepted: image files Pillow can "
                         f"read, at least data.min_width = {cfg.min_width} px wide")
@@ -207,10 +233,24 @@ def split_counts(ds: Dataset) -> list[dict]:
             for name, row in zip(ds.class_names, counts, strict=True)]
 
 
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 NHWC images, on the [0, 1] scale."""
-    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return x.mean(0).tolist(), np.maximum(x.std(0), 1e-3).tolist()
+def channel_stats(images: np.ndarray, rows: np.ndarray | None = None, block: int = 1024
+                  ) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 NHWC images (those at `rows`, if given), on the [0, 1] scale.
+    From each channel's histogram of the 256 values, counted `block` images at a time: exact, the same
+    whatever the block, memory of one block however many images (a memmap is read once), and 14x
+    faster than summing values and squares (70,000 96x96x3 images: 24 s before)."""
+    rows = np.arange(len(images)) if rows is None else rows
+    channels = images.shape[-1]
+    counts = np.zeros((channels, 256), np.int64)
+    for start in range(0, len(rows), block):
+        x = images[rows[start:start + block]]
+        for c in range(channels):
+            counts[c] += np.bincount(x[..., c].ravel(), minlength=256)
+    values = np.arange(256, dtype=np.float64)
+    total = np.maximum(counts.sum(1), 1)
+    mean = counts @ values / total
+    std = np.sqrt(np.maximum(counts @ (values * values) / total - mean * mean, 0.0))
+    return (mean / 255.0).tolist(), np.maximum(std / 255.0, 1e-3).tolist()
 
 
 def augmented_train_count(ds: Dataset, aug: AugmentConfig) -> int:
@@ -403,8 +443,10 @@ def _groups(labels: np.ndarray, given: np.ndarray | None, n_classes: int) -> np.
 
 
 def _decode(items: Sequence[Any], opener: Callable[[Any], Image.Image], groups: np.ndarray, cfg: DataConfig,
-            rng: np.random.Generator, where: str) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
-    """Preprocess items into one array, at most `cfg.max_per_class` per group.
+            rng: np.random.Generator, where: str, images_file: Path | None = None
+            ) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
+    """Preprocess items into one array, at most `cfg.max_per_class` per group; with `images_file`, the
+    rows are streamed there and the array maps it.
 
     Returns the images, the index into `items` of each image, and skip counts by reason.
     """
@@ -416,66 +458,104 @@ def _decode(items: Sequence[Any], opener: Callable[[Any], Image.Image], groups: 
         queues = [rng.permutation(q) for q in queues]
     taken = [0] * len(queues)
     kept = np.zeros(len(queues), dtype=np.int64)
-    capacity = sum(min(limit, len(q)) for q in queues)
-    images = np.empty((capacity, cfg.image_size, cfg.image_size, cfg.channels), dtype=np.uint8)
-    sources = np.empty(capacity, dtype=np.int64)
+    shape = (cfg.image_size, cfg.image_size, cfg.channels)
+    rows = _Rows(sum(min(limit, len(q)) for q in queues), shape, images_file)
+    sources: list[int] = []
     skipped: Counter[str] = Counter()
     example = ""  # one unreadable file and its error, to make the summary actionable
-    filled = 0
-    while True:
-        batch: list[int] = []
-        for g, queue in enumerate(queues):
-            need = min(limit - kept[g], len(queue) - taken[g])
-            batch += queue[taken[g]:taken[g] + need].tolist()
-            taken[g] += need
-        if not batch:
-            break
-        problems, error = _decode_rows([items[i] for i in batch], opener, images[filled:filled + len(batch)], cfg)
-        example = example or error
-        # Compact in place: move each usable row down over the rows of skipped files.
-        start = filled
-        for j, (item, problem) in enumerate(zip(batch, problems, strict=True)):
-            if problem:
-                skipped[problem] += 1
-                continue
-            if filled != start + j:
-                images[filled] = images[start + j]
-            sources[filled] = item
-            kept[groups[item]] += 1
-            filled += 1
+    with rows:
+        while True:
+            batch: list[int] = []
+            for g, queue in enumerate(queues):
+                need = min(limit - kept[g], len(queue) - taken[g])
+                batch += queue[taken[g]:taken[g] + need].tolist()
+                taken[g] += need
+            if not batch:
+                break
+            errors: list[str] = []
+            decoded = _decode_rows([items[i] for i in batch], opener, cfg, errors)
+            for item, (array, problem) in zip(batch, track(decoded, total=len(batch), desc="decode images",
+                                                          unit="img"), strict=True):
+                if problem:
+                    skipped[problem] += 1
+                    continue
+                rows.append(array)
+                sources.append(item)
+                kept[groups[item]] += 1
+            example = example or next(iter(errors), "")
     if skipped:
         log.warning("%s: skipped %d of %d images: %s%s", where, sum(skipped.values()), sum(taken),
                     _describe(skipped), f" (e.g. {example})" if example else "")
-    return images[:filled], sources[:filled], skipped
+    return rows.images(), np.array(sources, np.int64), skipped
 
 
-def _decode_rows(items: list[Any], opener: Callable[[Any], Image.Image], out: np.ndarray,
-                 cfg: DataConfig) -> tuple[list[str | None], str]:
-    """Preprocess `items` into the rows of `out`.
+class _Rows:
+    """Where decoded images go, in order: a raw file, written as they come so memory holds a few
+    hundred at a time whatever their number, or an array in memory. `images()` then gives them all
+    (the file mapped read-only)."""
 
-    Returns per item None or the reason it was skipped, and the first read error ("" if none).
-    """
-    errors: list[str] = []
+    def __init__(self, capacity: int, shape: tuple[int, int, int], path: Path | None) -> None:
+        self.shape, self.path, self.count = shape, path, 0
+        self.memory = np.empty((capacity, *shape), np.uint8) if path is None else None
+        # closed (and renamed into place, or removed) by __exit__
+        self.file = None if path is None else open(path.with_name(path.name + ".tmp"), "wb")  # noqa: SIM115
 
-    def one(j: int) -> str | None:
+    def append(self, image: np.ndarray) -> None:
+        if self.file is not None:
+            self.file.write(np.ascontiguousarray(image).data)
+        else:
+            self.memory[self.count] = image
+        self.count += 1
+
+    def __enter__(self) -> _Rows:
+        return self
+
+    def __exit__(self, failed: type[BaseException] | None, *_: object) -> None:
+        if self.file is None:
+            return
+        self.file.close()
+        tmp = Path(self.file.name)
+        if failed:  # an interrupted decode leaves no torn images file behind
+            tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, self.path)
+
+    def images(self) -> np.ndarray:
+        if self.memory is not None:
+            return self.memory[:self.count]
+        return _map_images(self.path, (self.count, *self.shape))
+
+
+def _decode_rows(items: list[Any], opener: Callable[[Any], Image.Image], cfg: DataConfig,
+                 errors: list[str]) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    """Per item in order, its preprocessed image or None and the reason it was skipped; read errors are
+    added to `errors`. Decoding runs ahead on a thread pool, a bounded number of chunks at a time, so
+    memory holds those chunks' images however many items there are."""
+
+    def one(item: Any) -> tuple[np.ndarray | None, str | None]:
         try:
-            with opener(items[j]) as img:
+            with opener(item) as img:
                 array = preprocess(img, cfg.image_size, cfg.channels, cfg.min_width, cfg.resize, cfg.crop)
         except Exception as e:  # a corrupt file can make Pillow raise nearly anything
-            errors.append(str(e) if str(items[j]) in str(e) else f"{items[j]}: {e}")
-            return "unreadable"
+            errors.append(str(e) if str(item) in str(e) else f"{item}: {e}")
+            return None, "unreadable"
         if array is None:
-            return f"narrower than {cfg.min_width} px"
-        out[j] = array
-        return None
+            return None, f"narrower than {cfg.min_width} px"
+        return array, None
 
-    chunks = [range(i, min(i + _DECODE_CHUNK, len(items))) for i in range(0, len(items), _DECODE_CHUNK)]
+    workers = min(8, os.cpu_count() or 1)
     # Threads, not processes: Pillow releases the GIL while decoding and resizing. Measured on 2 cores:
     # 1.5-1.8x faster than a plain loop, within 10% of a process pool, without its start-up and copying.
-    pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(workers)
+    pending: deque[Future[list[tuple[np.ndarray | None, str | None]]]] = deque()
     try:
-        results = chain.from_iterable(pool.map(lambda rows: [one(j) for j in rows], chunks))
-        return list(track(results, total=len(items), desc="decode images", unit="img")), next(iter(errors), "")
+        for start in range(0, len(items), _DECODE_CHUNK):
+            pending.append(pool.submit(lambda part: [one(item) for item in part],
+                                       items[start:start + _DECODE_CHUNK]))
+            if len(pending) > 4 * workers:  # enough queued to keep every thread busy
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
     finally:
         pool.shutdown(cancel_futures=True)  # so Ctrl-C does not wait for the rest of the queue
 

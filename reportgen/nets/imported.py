@@ -38,7 +38,7 @@ def load_stage(folder: Path, params: dict[str, Any], dataset: Artifact, weights:
     if cfg.mean:
         mean, std = list(cfg.mean), list(cfg.std)
     else:
-        mean, std = channel_stats(data.part("train")[0])
+        mean, std = channel_stats(data.images, data.rows("train"))
     checkpoint = {"format": CHECKPOINT_FORMAT, "arch": params["arch"], "arch_kwargs": kwargs,
                   "arch_args": dict(cfg.args), "class_names": list(data.class_names),
                   "normalization": {"mean": mean, "std": std}, "config": plain(cfg), "metrics": {},

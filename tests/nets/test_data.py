@@ -17,6 +17,7 @@ from reportgen.nets.data import (
     DataError,
     Dataset,
     augmented_train_count,
+    channel_stats,
     load_dataset,
     preprocess,
     source_fingerprint,
@@ -380,7 +381,55 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(back, name), getattr(ds, name))
         assert getattr(back, name).dtype == getattr(ds, name).dtype
     assert back.class_names == ds.class_names and back.skipped == ds.skipped
-    assert [p.name for p in tmp_path.iterdir()] == ["dataset.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.npz", "images.u8"]
+    assert isinstance(back.images, np.memmap) and not back.images.flags.writeable
+
+
+def test_streamed_images_equal_decoded_ones_with_skips_and_retries(tmp_path: Path) -> None:
+    """The data stage's way: rows streamed to a file as decoded, skipped files leaving no gap, capped
+    classes refilled in a second round; the mapped file holds what an in-memory decode holds."""
+    for cls in ("a", "b"):
+        for i in range(7):
+            _image(tmp_path / "images" / cls / f"{i}.png", value=10 * i + (cls == "b") * 100)
+        (tmp_path / "images" / cls / "broken.png").write_bytes(b"\x89PNG garbage")
+    cfg = _folder_cfg(max_per_class=6, seed=3)
+    memory = load_dataset(cfg, tmp_path)
+    streamed = load_dataset(cfg, tmp_path, tmp_path / "images.u8")
+    assert isinstance(streamed.images, np.memmap) and streamed.images.shape == memory.images.shape == (12, 16, 16, 1)
+    np.testing.assert_array_equal(streamed.images, memory.images)
+    np.testing.assert_array_equal(streamed.labels, memory.labels)
+    assert (tmp_path / "images.u8").stat().st_size == memory.images.nbytes
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_interrupted_decode_leaves_no_images_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reportgen.nets import data
+
+    for cls in ("a", "b"):
+        for i in range(3):
+            _image(tmp_path / "images" / cls / f"{i}.png")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "preprocess", interrupted)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset(_folder_cfg(), tmp_path, tmp_path / "out" / "images.u8")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_channel_stats_are_exact_whatever_the_block() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (37, 5, 5, 3), dtype=np.uint8)
+    x = images.reshape(-1, 3).astype(np.float64) / 255
+    rows = np.array([3, 1, 30, 7])
+    for block in (1, 4, 1024):
+        mean, std = channel_stats(images, block=block)
+        np.testing.assert_allclose(mean, x.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(std, x.std(0), rtol=1e-9)
+        some = channel_stats(images, rows, block=block)
+        np.testing.assert_allclose(some[0], images[rows].reshape(-1, 3).mean(0) / 255, rtol=1e-12)
 
 
 def test_part_and_split_counts() -> None:

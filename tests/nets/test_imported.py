@@ -18,6 +18,7 @@ from reportgen import pipeline
 from reportgen.config import load_config
 from reportgen.errors import LayerError, ModelError, SettingError
 from reportgen.nets.architectures import create_model, load_weights, read_state_dict
+from reportgen.nets.data import Dataset
 from reportgen.nets.layers import receptive_fields, unit_layers
 from tests.conftest import TINY
 
@@ -308,10 +309,9 @@ def test_each_model_may_take_the_images_at_its_own_size_and_resizing(tmp_path: P
     result = pipeline.build(load_config(config))
     decoded = {a.manifest["label"]: a for a in result.stages if a.stage == "data"}
     assert sorted(decoded) == ["data", "data Larger"]
-    with np.load(decoded["data Larger"].file("dataset.npz")) as larger, \
-            np.load(decoded["data"].file("dataset.npz")) as shared:
-        assert larger["images"].shape[1:] == (24, 24, 1) and shared["images"].shape[1:] == (16, 16, 1)
-        assert np.array_equal(larger["labels"], shared["labels"])
+    larger, shared = (Dataset.from_artifact(decoded[label]) for label in ("data Larger", "data"))
+    assert larger.images.shape[1:] == (24, 24, 1) and shared.images.shape[1:] == (16, 16, 1)
+    assert np.array_equal(larger.labels, shared.labels)
     # every section ran each model on its own view: section 2's inputs and section 3's movies at its size
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("preferred/*/preferred.json")]
     assert sorted(s["input_shape"][1] for s in summaries) == [16, 24]
