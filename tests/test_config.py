@@ -29,6 +29,16 @@ def test_default_config_of_the_repository_loads() -> None:
     assert cfg.models[1].weight_decay == pytest.approx(cfg.models[0].weight_decay / 2)
 
 
+def test_the_writeup_scale_example_loads_with_the_writeups_settings() -> None:
+    cfg = load_config(ROOT / "examples" / "writeup-scale.toml")
+    assert (cfg.data.image_size, cfg.data.channels, cfg.data.min_width) == (96, 3, 20)
+    assert [(m.arch, m.width, m.lr, m.step) for m in cfg.models] == [("model1", 1.0, 0.003, 25000),
+                                                                     ("model2", 1.0, 0.03, 10000)]
+    assert cfg.models[1].weight_decay == pytest.approx(cfg.models[0].weight_decay / 2)
+    assert cfg.data.augment.classes == ("female", "male") and (cfg.clusters.model, cfg.clusters.layer) == (
+        "Model II", "fc5")
+
+
 def test_minimal_config_gets_defaults_and_resolves_paths_next_to_the_file(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.models[0].name == "A" and cfg.models[0].key == "a"

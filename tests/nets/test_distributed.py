@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import BuiltSite
+from tests.conftest import TINY, BuiltSite
 
 
 def _torchrun(config: Path) -> subprocess.CompletedProcess[str]:
@@ -33,18 +33,20 @@ def _trained(cache: Path) -> dict[str, Path]:
     return found
 
 
-def test_two_gloo_ranks_train_every_model_and_rank_0_builds_the_site(tiny_site: BuiltSite, tiny_copy: Path) -> None:
-    text = tiny_copy.read_text()
-    # sections 2-4 off: this is about training; the tiny session build covers the sections
+def test_two_gloo_ranks_train_every_model_and_rank_0_builds_the_site(tiny_site: BuiltSite, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    # the session build's config with sections 2-4 off: this is about training, and the tiny session
+    # build covers the sections
+    text = TINY
     for table in ("[preferred]\n", "[responses]\n"):
         text = text.replace(table, f"{table}enabled = false\n")
-    tiny_copy.write_text(text.replace("[build]\n", "[build]\nworkers = 1\n") + "\n[clusters]\nenabled = false\n")
-    first = _torchrun(tiny_copy)
+    config.write_text(text.replace("[build]\n", "[build]\nworkers = 1\n") + "\n[clusters]\nenabled = false\n")
+    first = _torchrun(config)
     assert first.returncode == 0, first.stderr[-3000:]
-    # one summary, from rank 0, and a site; both models trained by two ranks (the data from the cache)
+    # one summary, from rank 0, and a site; both models trained by two ranks
     assert first.stderr.count("Site written to") == 1, first.stderr[-3000:]
-    assert (tiny_copy.parent / "site" / "index.html").is_file()
-    trained = _trained(tiny_copy.parent / "cache")
+    assert (tmp_path / "site" / "index.html").is_file()
+    trained = _trained(tmp_path / "cache")
     assert sorted(trained) == ["train Model I", "train Model II"]
     for label, path in trained.items():
         checkpoint = torch.load(path, weights_only=True)
@@ -58,6 +60,6 @@ def test_two_gloo_ranks_train_every_model_and_rank_0_builds_the_site(tiny_site: 
     before = {label: path.read_bytes() for label, path in trained.items()}
     for path in trained.values():
         shutil.rmtree(path.parent)
-    again = _torchrun(tiny_copy)
+    again = _torchrun(config)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert {label: path.read_bytes() for label, path in _trained(tiny_copy.parent / "cache").items()} == before
+    assert {label: path.read_bytes() for label, path in _trained(tmp_path / "cache").items()} == before

@@ -49,5 +49,6 @@ def test_with_the_output_layer_redrawn_guided_backprop_stays_and_the_gradient_ch
     for checked in tiny_site.stages("randomization"):
         result = json.loads(checked.file("randomization.json").read_text())
         guided, gradient = result["methods"]["guided"], result["methods"]["gradient"]
-        assert guided["rank"][0] > 0.9 and gradient["rank"][0] < guided["rank"][0] - 0.2, (guided, gradient)
-        assert randomization.guided_fails(result)
+        assert guided["rank"][0] > 0.9 and gradient["rank"][0] < guided["rank"][0], (guided, gradient)
+        # clearly: the gradient's 95% interval lies wholly below guided backprop's
+        assert randomization.guided_fails(result), (guided, gradient)
