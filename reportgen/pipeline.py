@@ -37,6 +37,7 @@ from reportgen.sections.classification import stages as classification
 from reportgen.sections.clusters import compute as embedding
 from reportgen.sections.clusters import stages as clusters
 from reportgen.sections.clusters.present import mapped_model
+from reportgen.sections.preferred import compute as preferred_compute
 from reportgen.sections.preferred import stages as preferred
 from reportgen.sections.responses import compute as responses_compute
 from reportgen.sections.responses import stages as responses
@@ -91,9 +92,9 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
                          runtime={"batch_size": cfg.evaluate.batch_size})
         description = run(DESCRIBE, {}, model_art, label=f"describe {m.name}")
         records.append(ModelRecord(m.name, m.key, model_art, origin, evaluation, description, views[index]))
-    distributed.release()  # under torchrun, the other ranks are done once every model is trained
     ctx = BuildContext(cfg, dataset, dataset_art, records, device, run)
     sections = [spec.build(ctx) for spec in SECTIONS if spec.enabled(cfg)]
+    distributed.release()  # under torchrun, the other ranks have trained and rendered their share
 
     site_start = time.perf_counter()
     site.render(cfg, out, records, sections)
@@ -108,9 +109,10 @@ def build(cfg: Config, out: Path | None = None, force: bool = False, prune: bool
 
 def build_ranks(cfg: Config, out: Path | None = None, force: bool = False, prune: bool = False
                 ) -> builds.BuildResult | None:
-    """`build` under torchrun (see nets/distributed.py): rank 0 builds, handing each training to every
-    rank; the other ranks train and return None. Every rank joins first, even when the site turns
-    out to be up to date, so that none waits for a rank that has left."""
+    """`build` under torchrun (see nets/distributed.py): rank 0 builds, handing each training and its
+    share of section 2's preferred inputs to every rank; the other ranks do those and return None.
+    Every rank joins first, even when the site turns out to be up to date, so that none waits for a
+    rank that has left."""
     world = distributed.join(pick_device(cfg.build.device).type)
     try:
         if world is None or world.leader:
@@ -120,7 +122,7 @@ def build_ranks(cfg: Config, out: Path | None = None, force: bool = False, prune
                 distributed.release()
         if cfg.build.workers:
             torch.set_num_threads(cfg.build.workers)
-        distributed.serve({"train": train.train_job})
+        distributed.serve({"train": train.train_job, "render": preferred_compute.render_job})
         return None
     finally:
         distributed.leave()

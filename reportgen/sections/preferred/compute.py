@@ -25,11 +25,13 @@ from torch import nn
 
 from reportgen.cache import Artifact, layered, unlayered
 from reportgen.config import PreferredConfig
+from reportgen.nets import distributed
 from reportgen.nets.checkpoint import Normalizer, class_probabilities, load_model, torch_threads
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import UnitLayer, receptive_box, receptive_fields, unit_layers
 from reportgen.optvis import (
     DEFAULT_CHUNK_SIZE,
+    Rendering,
     SearchSpace,
     Settings,
     Unit,
@@ -99,10 +101,11 @@ def _run(folder: Path, cfg: PreferredConfig, device: str, precision: torch.dtype
             shown_units(layer.units, 0 if last else cfg.units_per_layer)
         units_ = [Unit(layer.path, int(u)) for u in shown for _ in range(seeds)]
         best, peak = per_layer[i].best[shown], per_layer[i].peak[shown]
-        rendering = render(net, units_, shape, mean=mean, std=std, settings=settings,
-                           seed=[cfg.seed + s for _ in shown for s in range(seeds)],
-                           chunk_size=chunk_size, precision=precision, windows=windows,
-                           maxima=UnitMaxima(best.repeat_interleave(seeds), peak.repeat_interleave(seeds)))
+        rendering = render_shared(model, device, net, units_, shape,
+                                  seed=[cfg.seed + s for _ in shown for s in range(seeds)],
+                                  maxima=UnitMaxima(best.repeat_interleave(seeds), peak.repeat_interleave(seeds)),
+                                  chunk_size=chunk_size, mean=mean, std=std, settings=settings, precision=precision,
+                                  windows=windows)
         records = rendering.records
         per_unit = (len(shown), seeds)
         results.append(LayerInputs(
@@ -238,6 +241,59 @@ def _search(net: nn.Module, layers: list[UnitLayer], maxima: list[UnitMaxima], c
     return search(net, groups, cfg.trials, cfg.seed, input_shape=shape, mean=mean, std=std, maxima=sampled,
                   base=base, space=space, chunk_size=chunk_size, precision=precision, windows=windows,
                   progress=lambda runs, what: track(runs, desc=what, unit="trial"))
+
+
+def render_shared(model: Artifact, device: str, net: nn.Module, units_: list[Unit], shape: tuple[int, int, int], *,
+                  seed: list[int], maxima: UnitMaxima, chunk_size: int, **options: Any) -> Rendering:
+    """`optvis.render` of one layer's units, shared among the ranks under torchrun (nets/distributed.py):
+    the rows are cut into the batches of `chunk_size` that one process would optimize, rank k takes
+    batches k, k + n, ..., and rank 0 gathers them. Each batch is computed as one process computes
+    it (same rows, same thread count), so the result is the same bytes whatever the number of ranks."""
+    world = distributed.current()
+    if world is None or not units_:
+        return render(net, units_, shape, seed=seed, maxima=maxima, chunk_size=chunk_size, **options)
+    distributed.hand_out(("render", model, device, units_, shape, seed, maxima, chunk_size, options,
+                          torch.get_num_threads()))
+    merged = _render_part(net, units_, shape, seed, maxima, chunk_size, options, world)
+    assert merged is not None  # rank 0 gathers
+    return merged
+
+
+def render_job(model: Artifact, device: str, units_: list[Unit], shape: tuple[int, int, int], seed: list[int],
+               maxima: UnitMaxima, chunk_size: int, options: dict[str, Any], threads: int) -> None:
+    """Another rank's part of `render_shared`, on its own copy of the network."""
+    path = model.file(model.manifest["file"])
+    if _LOADED.get("path") != path:  # one load per model, not per layer
+        _LOADED.update(path=path, net=load_model(path, torch.device(device)).network)
+    world = distributed.current()
+    if world is not None:
+        with torch_threads(threads):
+            _render_part(_LOADED["net"], units_, shape, seed, maxima, chunk_size, options, world)
+
+
+_LOADED: dict[str, Any] = {}  # the network another rank renders for, and the checkpoint it came from
+
+
+def _render_part(net: nn.Module, units_: list[Unit], shape: tuple[int, int, int], seed: list[int],
+                 maxima: UnitMaxima, chunk_size: int, options: dict[str, Any],
+                 world: distributed.World) -> Rendering | None:
+    """This rank's batches of the rows, gathered on rank 0 into the whole rendering (None elsewhere)."""
+    step = world.size * chunk_size
+    rows = [i for start in range(world.rank * chunk_size, len(units_), step)
+            for i in range(start, min(start + chunk_size, len(units_)))]
+    part = render(net, [units_[i] for i in rows], shape, seed=[seed[i] for i in rows],
+                  maxima=UnitMaxima(maxima.best[rows], maxima.peak[rows]), chunk_size=chunk_size,
+                  **options) if rows else None
+    parts: list[Any] | None = [None] * world.size if world.leader else None
+    torch.distributed.gather_object((rows, part), parts, dst=0)
+    if parts is None:
+        return None
+    order = np.argsort(np.concatenate([np.asarray(r, np.int64) for r, p in parts if p is not None]))
+    kept = [p for _, p in parts if p is not None]
+    records = [record for p in kept for record in p.records]
+    return Rendering(torch.cat([p.images for p in kept])[torch.from_numpy(order)],
+                     np.concatenate([p.display for p in kept])[order], [records[i] for i in order],
+                     kept[0].settings)
 
 
 def receptive_windows(net: nn.Module, layers: list[UnitLayer], fields: dict[str, Any],
