@@ -11,7 +11,11 @@ caps cost in coverage (units visualized of the units each layer has).
 
 Goal (issue 14): the whole report in <= 10 minutes on 2 CPU cores with the default caps.
 
-Latest (2026-12-01, late evening, load 1.9 at the end): 729 s, NOT within the goal. Against the
+Latest (2026-12-02, just after midnight, load 1.7 at the end): 723 s, NOT within the goal. The path
+check now cuts receptive fields into windows, runs each (image, box) once and runs channels-last:
+56.6 s (98.3 s before); section 2 459 s (search 71.8 s, render ~360 s), guided backprop 107 s.
+
+Before (2026-12-01, late evening, load 1.9 at the end): 729 s, NOT within the goal. Against the
 512 s below: section 2 427 s (search 64 s, was 32 s: 16 settings by successive halving instead of 4;
 render 335 s), the path check 98 s (added since), guided backprop 93 s in bfloat16 (48 s below; the
 load), section 3's drawings 24 s. The path check and the search are where the time went back.

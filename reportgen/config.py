@@ -204,6 +204,14 @@ class ModelConfig:
     epochs: int = option(5, "Passes over the augmented training set.", at_least(1))
     batch_size: int = option(64, "Training batch size.", at_least(1))
     seed: int = option(0, "Seed of initialization and batch order.", _seed)
+    precision: str = option("float32", "What training computes in: 'float32', or 'bfloat16' (autocast, images "
+                                       "and weights channels-last: on a 2-core CPU with AVX-512 bfloat16 it trained "
+                                       "the write-up's Model I and II at width 1.0 at 2.0x and 2.1x the images/s "
+                                       "(benchmarks/train.py), the default models at about 1.2x; on a CUDA GPU, "
+                                       "PyTorch's mixed precision); "
+                                       "'auto' = bfloat16 where the CPU or GPU computes it natively, else float32. "
+                                       "It changes the weights, so it is keyed (as resolved).",
+                            one_of("auto", "float32", "bfloat16"))
 
     def class_file(self, root: Path) -> Path | None:
         """The source file of a 'file:' or 'python:' class (None for other architectures), so that

@@ -25,7 +25,14 @@ from reportgen.config import TORCHSCRIPT, USER_CLASS, Config, DataConfig, ModelC
 from reportgen.errors import DataError, EvaluateError, Problems, SettingError, SiteError
 from reportgen.nets import architectures, data, distributed, imported, train
 from reportgen.nets.architectures import ModelError
-from reportgen.nets.checkpoint import arch_kwargs, check_compatible, load_model, pick_device, read_checkpoint
+from reportgen.nets.checkpoint import (
+    arch_kwargs,
+    check_compatible,
+    load_model,
+    pick_device,
+    read_checkpoint,
+    resolve_precision,
+)
 from reportgen.nets.data import Dataset
 from reportgen.nets.layers import LayerError, find_layer, unit_layers
 from reportgen.report import publish, site
@@ -179,7 +186,9 @@ def _model(cfg: Config, index: int, dataset_art: Artifact, device: str,
     weights = [Artifact.external("weights", cfg.resolve(m.weights))] if m.weights else []
     # the user's class file is an input too: editing it re-runs what used it
     code = [Artifact.external("code", path)] if (path := m.class_file(cfg.root)) and path.is_file() else []
-    settings = dataclasses.replace(_training_settings(m), arch=_arch(cfg, m))
+    # 'auto' precision keyed as this machine resolves it: another machine may train in another
+    settings = dataclasses.replace(_training_settings(m), arch=_arch(cfg, m),
+                                   precision=resolve_precision(m.precision, device))
     try:
         if not m.train:
             return run(LOAD, {"model": settings, "arch": settings.arch, "outputs": output_names(cfg, index)},

@@ -128,3 +128,22 @@ def tiny_copy(tiny_site: BuiltSite, tmp_path: Path) -> Path:
     folder = tmp_path / "copy"
     shutil.copytree(tiny_site.config.parent, folder, symlinks=True)
     return folder / "config.toml"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# `playwright install` needs the internet, so we drive Debian's Chromium; the flags stop it from
+# phoning home (updates, sync, background fetches) and let it run as root in a container
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator:
+    """Headless Debian Chromium, started once for the whole session (a start takes seconds on a loaded
+    machine). Modules that use it check first that Chromium and Playwright are there."""
+    from playwright.sync_api import sync_playwright  # imported late: modules must load without it to skip
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

@@ -16,17 +16,12 @@ import pytest
 
 from reportgen import pipeline
 from reportgen.config import load_config
-from tests.conftest import BuiltSite
+from tests.conftest import CHROMIUM, BuiltSite
 from tests.test_validate import node_module
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Request, Response, Route
 
-CHROMIUM = Path("/usr/bin/chromium")
-# `playwright install` needs the internet, so we drive Debian's Chromium; the flags stop it from
-# phoning home (updates, sync, background fetches) and let it run as root in a container
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 PROJECT = "/myrepo"  # a project site lives at https://user.github.io/<repo>/, never at the server root
 POST = "posts/visualizing-two-cnns/index.html"
 POST_TITLE = "Tiny <test> build"  # the title in TINY, as the reader sees it once unescaped
@@ -56,14 +51,9 @@ def site(tiny_site: BuiltSite) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium, started once for the module."""
-    from playwright.sync_api import sync_playwright  # imported late: the module must load without it to skip
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+def browser(chromium: Browser) -> Browser:
+    """The session's headless Chromium (conftest.chromium), once this module checked it is there."""
+    return chromium
 
 
 class _ProjectSiteHandler(SimpleHTTPRequestHandler):

@@ -1,5 +1,6 @@
 """Training: a tiny run learns, and the checkpoint it writes loads back to the same predictions."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,24 @@ def test_same_seed_gives_the_same_weights() -> None:
     first = train(cfg, AugmentConfig(factor=2, shift=1), data, torch.device("cpu"))["state_dict"]
     second = train(cfg, AugmentConfig(factor=2, shift=1), data, torch.device("cpu"))["state_dict"]
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_bfloat16_training_learns_and_saves_float32_weights_in_the_default_layout(tmp_path: Path) -> None:
+    """precision = 'bfloat16': the forward and backward run under autocast (the weights come out
+    different from float32's), the model still learns, and the checkpoint holds float32 weights in
+    the default memory layout, like any other."""
+    data = _stripes()
+    cfg = ModelConfig(name="", arch="model1", width=0.125, dropout=0.0, lr=0.02, step=1000, epochs=4,
+                      batch_size=16, precision="bfloat16")
+    low = train(cfg, AugmentConfig(), data, torch.device("cpu"))
+    full = train(replace(cfg, precision="float32"), AugmentConfig(), data, torch.device("cpu"))
+    weights = low["state_dict"]
+    assert all(v.dtype == full["state_dict"][k].dtype and v.is_contiguous() for k, v in weights.items())
+    assert not all(torch.equal(v, full["state_dict"][k]) for k, v in weights.items())
+    save_checkpoint(low, tmp_path / "checkpoint.pt")
+    images, labels = data.part("test")
+    model = load_model(tmp_path / "checkpoint.pt", torch.device("cpu"))
+    assert float((model.predict(images).argmax(1) == labels).mean()) > 0.8  # chance is 1/3
 
 
 def test_smoothing_follows_the_trend_without_overshooting() -> None:

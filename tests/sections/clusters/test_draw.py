@@ -17,10 +17,8 @@ from PIL import Image
 from reportgen.report.site import SITE_NAME
 from reportgen.report.templates import TEMPLATES
 from reportgen.sections.clusters import compute, draw
+from tests.conftest import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 # class names are user strings: markup, math dollars, quotes and ampersands must reach the reader literally
 HOSTILE = ["<b>bold</b> $x^2$", 'a & "b"', "plain"]
 
@@ -122,19 +120,14 @@ def test_page_escapes_user_strings(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Any:
+def browser(request: pytest.FixtureRequest) -> Any:
     missing = [what for what, ok in (("/usr/bin/chromium", CHROMIUM.is_file()),
                                      ("playwright", importlib.util.find_spec("playwright") is not None)) if not ok]
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"the viewer test needs {' and '.join(missing)}; CI is set, so this is an error")
         pytest.skip(f"the viewer test needs {' and '.join(missing)}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    return request.getfixturevalue("chromium")  # the session's Chromium (conftest)
 
 
 def test_viewer_hover_click_keyboard_offline(browser: Any, tmp_path: Path) -> None:
