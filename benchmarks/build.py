@@ -7,7 +7,13 @@ training and everything else from scratch. The warm rebuild is then `reportgen b
 user runs it (a new process each time) with nothing changed: the median wall time of several runs,
 Python's start-up included, which is what a user waits for.
 
-Latest, at load ~1.5 (2026-12-01, late evening, after section 2's successive-halving search over 16
+Latest, at load ~0.5 before it started (2026-12-02, 01:00, after the data stage streamed its images to
+the cache and training read batches from the map): cold 227 s, of which training 157 s (Model I 73 s,
+Model II 84 s), section 2 33 s with its figures, section 4 9.3 s; nothing changed 0.29 s. The machine
+was slow that hour (the whole test suite ran 1.4-1.6x its quiet time); one epoch of Model I with the
+previous commit's training code and this one's, alternated twice in one run: 9.8/9.8 s and 9.6/9.4 s.
+
+Before, at load ~1.5 (2026-12-01, late evening, after section 2's successive-halving search over 16
 settings, the channels-last ascent and the stacked phone movies): cold 199 s, of which training 144 s
 (Model I 63 s, Model II 81 s: the load, not the code, since training is unchanged), section 2 28 s
 with its figures (preferred inputs 9.0 + 14.5 s), section 3 15 s, section 4 5.9 s; nothing changed
