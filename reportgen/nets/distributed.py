@@ -1,7 +1,8 @@
 """Training past one process with torch's own distributed engine:
 
     torchrun --nproc-per-node N -m reportgen build           # N processes on this machine
-    torchrun --nnodes M --node-rank R --rdzv-endpoint HOST:PORT --nproc-per-node N -m reportgen build
+    torchrun --nnodes M --nproc-per-node N --rdzv-id ID --rdzv-backend c10d --rdzv-endpoint HOST:PORT -m reportgen build
+                                                             # (the same on each of M machines)
 
 torchrun starts the command once per process with RANK, WORLD_SIZE and LOCAL_RANK set and a
 rendezvous to meet at. Rank 0 runs the build as a single process would: the data stage, the cache,
