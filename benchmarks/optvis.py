@@ -13,6 +13,13 @@ the network), so an optimization that makes pictures worse shows up; row (a') is
 build runs ('auto': bfloat16 where the CPU computes in it), and the last lines say which of issue
 18's speed goals are met.
 
+Measured on the shared 2-core machine at a quiet moment (load 0.7 at the start, 2026-12-02 01:17, one
+run of 4 minutes), every goal met: at default size conv4 11.1x torch-lucent and 5.7x the one-unit loop,
+fc6 11.9x and 7.1x (goals 10x and 5x), in bfloat16 as the build runs it (float32: 8.0x/4.1x and
+7.4x/4.4x); at write-up size 7.8x torch-lucent on conv4's receptive-field window (goal 3x). The
+evening before, on a busier machine, the same script gave 8.7-9.2x and 4.4-4.6x: the lucent and one-unit
+rows suffer the machine's load differently, so quote a quiet run.
+
 torch-lucent is optional, for this script only: `pip install --no-deps torch-lucent==0.1.8
 kornia==0.4.1 kornia_rs` (lucent needs kornia's old API); without it that row says why. Timings on a
 machine shared with other jobs are noisy: compare ratios, not seconds.
