@@ -6,17 +6,18 @@
 
 torchrun starts the command once per process with RANK, WORLD_SIZE and LOCAL_RANK set and a
 rendezvous to meet at. Rank 0 runs the build as a single process would: the data stage, the cache,
-every section and the site; it alone writes. The other ranks only train: each waits for rank 0 to
-hand it a job (the train stage's settings and the artifacts it reads, which every rank reaches on a
-shared disk or the same path on each machine), runs it in DistributedDataParallel on its share of
-every batch, and waits for the next, until rank 0 says the models are trained. Gradients are summed
-in a fixed order for a given world size, so the same config and world size give the same checkpoint.
+every section and the site; it alone writes. The other ranks wait for rank 0 to hand them a job
+(its settings and the artifacts it reads, which every rank reaches on a shared disk or the same path
+on each machine) and run their share of it: a training, in DistributedDataParallel on their part of
+every batch (train.train_job), or a layer of section 2's preferred inputs, whole batches of units
+each (preferred.compute.render_job); then they wait for the next, until rank 0 says there are no
+more. Gradients are summed in a fixed order for a given world size, so the same config and world size
+give the same checkpoint.
 """
 
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-
-log = logging.getLogger("reportgen")
 
 # rank 0 may spend hours between jobs (a long data stage, evaluating the model before the next
 # training); the other ranks wait that long for it
@@ -87,18 +86,16 @@ def release() -> None:
         _released = True
 
 
-def serve(jobs: dict[str, Callable[..., object]]) -> int:
+def serve(jobs: dict[str, Callable[..., object]]) -> None:
     """On the other ranks: run the jobs rank 0 hands out, (name, *arguments) each, until it says
-    there are no more; return how many ran."""
-    done = 0
+    there are no more."""
     while True:
         box: list[Any] = [None]
         dist.broadcast_object_list(box, src=0)
         if box[0] is None:
-            return done
+            return
         name, *arguments = box[0]
         jobs[name](*arguments)
-        done += 1
 
 
 def leave() -> None:

@@ -200,11 +200,12 @@ def train(cfg: ModelConfig, augment: AugmentConfig, data: Dataset, device: torch
         net.train()
         epoch_start = time.perf_counter()
         for i in track(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", postfix=live):
-            if len(order[i:i + cfg.batch_size]) < least:
+            batch = slice(i, i + cfg.batch_size)
+            if len(order[batch]) < least:
                 continue
-            idx = order[i:i + cfg.batch_size][share]
+            idx = order[batch][share]
             x = norm.unit(torch.from_numpy(data.images[train_rows[idx]]))
-            x = augmenter.apply(x, torch.from_numpy(augmented[i:i + cfg.batch_size][share]).to(device), generator)
+            x = augmenter.apply(x, torch.from_numpy(augmented[batch][share]).to(device), generator)
             y = y_all[torch.from_numpy(idx)].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
                 logits = net(norm(x).contiguous(memory_format=layout))
